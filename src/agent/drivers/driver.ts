@@ -1,0 +1,69 @@
+/**
+ * The boundary between the agent and whatever actually runs a machine (fake, crun, runc, runsc,
+ * qemu). Drivers are small and dumb: they run one version of a machine's workload and report what
+ * happened. Restart policy, state bookkeeping, events and recovery decisions live in the agent, so
+ * every driver behaves the same. Every driver passes `driver.conformance.ts`.
+ * @module
+ */
+import type { AgentMachineSpec, DriverCapabilities } from '../../api-types/agent.js';
+import type { ExecResponse, ProcessStat } from '../../api-types/machine.js';
+
+export type { DriverCapabilities };
+
+/** How a workload ended. */
+export interface ExitInfo {
+  exit_code: number;
+  /** Signal number that ended it, or 0. */
+  signal: number;
+  oom_killed: boolean;
+  /** True when the agent asked it to stop (stop, restart, destroy); false when it exited by itself. */
+  requested_stop: boolean;
+  exited_at: number;
+}
+
+/** What a driver can see of one machine. `absent` = it knows nothing about this id. */
+export type DriverStatus =
+  | { state: 'absent' }
+  | { state: 'created' }
+  | { state: 'running'; pid?: number }
+  | { state: 'paused' }
+  | { state: 'exited'; exit: ExitInfo };
+
+export interface StopOptions {
+  signal: number;
+  timeoutMs: number;
+}
+
+export interface ExecOptions {
+  command: string[];
+  stdin?: string;
+  timeoutMs: number;
+}
+
+export interface Driver {
+  readonly name: string;
+  readonly capabilities: DriverCapabilities;
+
+  /** Prepares a machine version (rootfs, bundle, network) without starting it. Idempotent. */
+  create(spec: AgentMachineSpec): Promise<{ privateIp: string }>;
+  /** Starts the workload; resolves once it runs. Throws `HangarError` when it cannot start. */
+  start(id: string): Promise<void>;
+  /** Sends `signal`, escalates to SIGKILL after `timeoutMs`, resolves with the exit. */
+  stop(id: string, options: StopOptions): Promise<ExitInfo>;
+  signal(id: string, signal: number): Promise<void>;
+  suspend(id: string): Promise<void>;
+  resume(id: string): Promise<void>;
+  exec(id: string, options: ExecOptions): Promise<ExecResponse>;
+  ps(id: string): Promise<ProcessStat[]>;
+  inspect(id: string): Promise<DriverStatus>;
+  /** Removes everything the driver made for this machine. Idempotent; kills a running workload. */
+  destroy(id: string): Promise<void>;
+  /** Registers the listener for workloads that exit on their own (not through `stop`). */
+  onExit(listener: (id: string, exit: ExitInfo) => void): void;
+  /**
+   * After an agent restart: re-attaches to workloads of `known` ids (so `onExit` fires for them
+   * again), removes anything the driver owns that is not in `known`, and reports each known id.
+   */
+  recover(known: AgentMachineSpec[]): Promise<Map<string, DriverStatus>>;
+  close(): Promise<void>;
+}
