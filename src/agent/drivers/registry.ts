@@ -1,0 +1,36 @@
+/**
+ * The drivers an agent can be started with, by name (`hangar agent --driver NAME`). Built-in drivers
+ * are listed here; tests and plugins may register more. Keeping the table in one place means the CLI
+ * can list the valid names in its error message.
+ * @module
+ */
+import type { Logger } from '../../core/logger.js';
+import { HangarError } from '../../core/errors.js';
+import type { Driver } from './driver.js';
+import { FakeDriver } from './fake/fake-driver.js';
+
+export interface DriverFactoryOptions {
+  dataDir: string;
+  hostId: string;
+  logger: Logger;
+}
+
+export type DriverFactory = (options: DriverFactoryOptions) => Driver;
+
+const factories = new Map<string, DriverFactory>([
+  ['fake', (o) => new FakeDriver({ hostId: o.hostId })],
+]);
+
+export function registerDriver(name: string, factory: DriverFactory): void {
+  factories.set(name, factory);
+}
+
+export function driverNames(): string[] {
+  return [...factories.keys()].sort();
+}
+
+export function createDriver(name: string, options: DriverFactoryOptions): Driver {
+  const factory = factories.get(name);
+  if (!factory) throw new HangarError('invalid_argument', `unknown driver ${JSON.stringify(name)}; choose one of: ${driverNames().join(', ')}`);
+  return factory(options);
+}
