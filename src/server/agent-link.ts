@@ -1,0 +1,170 @@
+/**
+ * The API server's connection to one agent: typed RPC calls (see `api-types/agent.ts`) and a
+ * follower of the agent's event stream that hands every change to the catalog, resuming from the
+ * last applied sequence number after any disconnect.
+ * @module
+ */
+import type {
+  AgentEvent, AgentInfo, AgentMachine, AgentMachineSpec, AgentOpResult,
+} from '../api-types/agent.js';
+import type { ExecResponse, ProcessStat } from '../api-types/machine.js';
+import { HangarError, hangarErrorFromBody } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+
+export interface AgentLinkOptions {
+  url: string;
+  token: string;
+  logger: Logger;
+  /** Per-call timeout; long operations (stop with a timeout, exec) add their own time to it. */
+  timeoutMs?: number;
+}
+
+export class AgentLink {
+  readonly url: string;
+  private readonly token: string;
+  private readonly logger: Logger;
+  private readonly timeoutMs: number;
+  private follower: AbortController | undefined;
+  /** True while the event stream is connected; machines of an unreachable host report it. */
+  reachable = false;
+
+  constructor(options: AgentLinkOptions) {
+    this.url = options.url.replace(/\/$/, '');
+    this.token = options.token;
+    this.logger = options.logger;
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  info(): Promise<AgentInfo> {
+    return this.call('GET', '/agent/v1/info');
+  }
+  list(): Promise<AgentMachine[]> {
+    return this.call('GET', '/agent/v1/machines');
+  }
+  create(spec: AgentMachineSpec, start: boolean): Promise<AgentOpResult> {
+    return this.call('POST', '/agent/v1/machines', { spec, start });
+  }
+  update(spec: AgentMachineSpec, start: boolean): Promise<AgentOpResult> {
+    return this.call('PUT', `/agent/v1/machines/${spec.id}`, { spec, start });
+  }
+  start(id: string): Promise<AgentOpResult> {
+    return this.call('POST', `/agent/v1/machines/${id}/start`);
+  }
+  stop(id: string, signal: number | undefined, timeoutMs: number | undefined): Promise<AgentOpResult> {
+    return this.call('POST', `/agent/v1/machines/${id}/stop`, { signal, timeout_ms: timeoutMs }, timeoutMs);
+  }
+  restart(id: string, signal: number | undefined, timeoutMs: number | undefined): Promise<AgentOpResult> {
+    return this.call('POST', `/agent/v1/machines/${id}/restart`, { signal, timeout_ms: timeoutMs }, timeoutMs);
+  }
+  suspend(id: string): Promise<AgentOpResult> {
+    return this.call('POST', `/agent/v1/machines/${id}/suspend`);
+  }
+  signal(id: string, signal: number): Promise<AgentOpResult> {
+    return this.call('POST', `/agent/v1/machines/${id}/signal`, { signal });
+  }
+  exec(id: string, command: string[], stdin: string | undefined, timeoutMs: number): Promise<ExecResponse> {
+    return this.call('POST', `/agent/v1/machines/${id}/exec`, { command, stdin, timeout_ms: timeoutMs }, timeoutMs);
+  }
+  ps(id: string): Promise<ProcessStat[]> {
+    return this.call('GET', `/agent/v1/machines/${id}/ps`);
+  }
+  destroy(id: string, force: boolean): Promise<AgentOpResult> {
+    return this.call('DELETE', `/agent/v1/machines/${id}${force ? '?force=true' : ''}`, undefined, force ? 10_000 : undefined);
+  }
+
+  private async call<T>(method: string, path: string, body?: unknown, extraMs = 0): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(this.url + path, {
+        method,
+        headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.timeoutMs + extraMs),
+      });
+    } catch (err) {
+      throw new HangarError('unavailable', `the agent at ${this.url} did not answer ${method} ${path}: ${reason(err)}; retry when the host is back`, { cause: err });
+    }
+    const text = await res.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      throw new HangarError('unavailable', `the agent at ${this.url} answered ${method} ${path} with invalid JSON`);
+    }
+    if (!res.ok) throw hangarErrorFromBody(res.status, parsed);
+    return parsed as T;
+  }
+
+  /**
+   * Follows the agent's event stream from `afterSeq` until `close()`, reconnecting with backoff.
+   * `onEvent` is awaited in order; `onState` reports connectivity changes.
+   */
+  follow(afterSeq: number, onEvent: (event: AgentEvent) => Promise<void>, onState: (reachable: boolean) => void): void {
+    const controller = new AbortController();
+    this.follower = controller;
+    let lastSeq = afterSeq;
+    const loop = async () => {
+      let backoff = 100;
+      while (!controller.signal.aborted) {
+        try {
+          const res = await fetch(`${this.url}/agent/v1/events?after=${lastSeq}`, {
+            headers: { authorization: `Bearer ${this.token}` },
+            signal: controller.signal,
+          });
+          if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+          this.setReachable(true, onState);
+          backoff = 100;
+          let buffered = '';
+          const decoder = new TextDecoder();
+          for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+            buffered += decoder.decode(chunk, { stream: true });
+            let newline: number;
+            while ((newline = buffered.indexOf('\n')) >= 0) {
+              const line = buffered.slice(0, newline).trim();
+              buffered = buffered.slice(newline + 1);
+              if (!line) continue;
+              const message = JSON.parse(line) as AgentEvent | { heartbeat: number };
+              if ('heartbeat' in message) continue;
+              await onEvent(message);
+              lastSeq = Math.max(lastSeq, message.seq);
+            }
+          }
+          throw new Error('stream ended');
+        } catch (err) {
+          if (controller.signal.aborted) break;
+          this.setReachable(false, onState);
+          this.logger.warn('agent event stream interrupted; reconnecting', { agent: this.url, err: reason(err), backoffMs: backoff });
+          await sleep(backoff, controller.signal);
+          backoff = Math.min(backoff * 2, 5_000);
+        }
+      }
+    };
+    void loop();
+  }
+
+  private setReachable(reachable: boolean, onState: (reachable: boolean) => void): void {
+    if (this.reachable === reachable) return;
+    this.reachable = reachable;
+    onState(reachable);
+  }
+
+  close(): void {
+    this.follower?.abort();
+  }
+}
+
+function reason(err: unknown): string {
+  const e = err as { cause?: { code?: string; message?: string }; message?: string; name?: string };
+  if (e?.name === 'TimeoutError') return 'timed out';
+  return e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}

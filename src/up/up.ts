@@ -1,0 +1,124 @@
+/**
+ * `hangar up`: the whole platform on this host, in the foreground. The API server runs in this
+ * process on the embedded SQLite store; the agent runs as a child process (so a server restart never
+ * takes running machines down with it) and is restarted if it dies. Ctrl-C / SIGTERM stops both.
+ * @module
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeCliConfig } from '../cli/config.js';
+import { createLogger } from '../core/logger.js';
+import { bootstrap } from '../server/bootstrap.js';
+import { createApiServer } from '../server/create-server.js';
+import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import {
+  DEFAULT_AGENT_LISTEN, DEFAULT_API_LISTEN, DEFAULT_REGION, defaultDataDir, parseListen, parseRegion, parseRoleArgs, UsageError,
+} from './role-options.js';
+
+const DRIVERS = ['fake'] as const;
+const MAIN_JS = fileURLToPath(new URL('../main.js', import.meta.url));
+
+export async function runUp(args: string[]): Promise<number> {
+  const flags = parseRoleArgs('up', args, {
+    'data-dir': { type: 'string' },
+    'api-listen': { type: 'string' },
+    'agent-listen': { type: 'string' },
+    region: { type: 'string' },
+    driver: { type: 'string' },
+  });
+  const dataDir = flags['data-dir'] ?? defaultDataDir();
+  const apiListen = parseListen('api-listen', flags['api-listen'] ?? DEFAULT_API_LISTEN);
+  const agentListen = parseListen('agent-listen', flags['agent-listen'] ?? DEFAULT_AGENT_LISTEN);
+  const region = parseRegion(flags.region ?? DEFAULT_REGION);
+  const driver = flags.driver;
+  if (driver === undefined) {
+    throw new UsageError(
+      'hangar up: no machine driver given. The container driver (crun) is not built yet; to run the API with the fake driver, ' +
+        'which records machines but runs nothing, use `hangar up --driver fake`',
+    );
+  }
+  if (!(DRIVERS as readonly string[]).includes(driver)) throw new UsageError(`--driver: unknown driver ${JSON.stringify(driver)}; available: ${DRIVERS.join(', ')}`);
+
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  const logger = createLogger({ component: 'api' });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const agentDir = join(dataDir, 'agent');
+  mkdirSync(agentDir, { recursive: true, mode: 0o700 });
+  const agentTokenFile = join(agentDir, 'agent-token');
+  if (!existsSync(agentTokenFile)) writeFileSync(agentTokenFile, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+  const agentToken = readFileSync(agentTokenFile, 'utf8').trim();
+
+  say(`hangar: data directory ${dataDir}`);
+  const store = new SqliteStore(join(dataDir, 'hangar.db'));
+  await store.migrate();
+  const { adminToken, created } = await bootstrap(store, dataDir);
+  if (created) say('hangar: first start: created organization "personal" and an admin token');
+
+  const agentUrl = `http://${agentListen.host}:${agentListen.port}`;
+  const agent = superviseAgent([
+    MAIN_JS, 'agent', '--data-dir', agentDir, '--listen', `${agentListen.host}:${agentListen.port}`,
+    '--region', region, '--driver', driver, '--token-file', agentTokenFile,
+  ]);
+
+  const server = createApiServer({ store, region, logger, agents: [{ url: agentUrl, token: agentToken }], ...apiListen });
+  let url: string;
+  try {
+    ({ url } = await server.start());
+    await server.agentsReady(30_000);
+  } catch (err) {
+    await agent.stop();
+    await server.close().catch(() => undefined);
+    throw err;
+  }
+  const configDir = process.env.HANGAR_CONFIG_DIR ?? join(homedir(), '.hangar');
+  writeCliConfig(configDir, { api_url: url, token: adminToken });
+  say(`hangar: API server ${url} (Fly Machines API under /v1), region ${region}, driver ${driver}`);
+  say(`hangar: agent ${agentUrl}; CLI configured in ${join(configDir, 'config.json')} (\`hangar auth token\` prints the token)`);
+  say('hangar: up. Press Ctrl-C to stop.');
+
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  say('hangar: shutting down ...');
+  await server.close();
+  await agent.stop();
+  say('hangar: stopped');
+  return 0;
+}
+
+/** Runs the agent as a child process, restarting it (with backoff) if it dies on its own. */
+function superviseAgent(args: string[]): { stop(): Promise<void> } {
+  let child: ChildProcess | undefined;
+  let stopping = false;
+  let restarts = 0;
+  const launch = () => {
+    const startedAt = Date.now();
+    child = spawn(process.execPath, ['--enable-source-maps', ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('exit', (code, signal) => {
+      if (stopping) return;
+      restarts = Date.now() - startedAt > 30_000 ? 0 : restarts + 1;
+      const delay = Math.min(100 * 2 ** restarts, 5_000);
+      process.stderr.write(`hangar: agent exited (${signal ?? `code ${code}`}); restarting in ${delay} ms\n`);
+      setTimeout(() => stopping || launch(), delay);
+    });
+  };
+  launch();
+  return {
+    stop: () =>
+      new Promise<void>((resolve) => {
+        stopping = true;
+        if (!child || child.exitCode !== null || child.signalCode !== null) return resolve();
+        const kill = setTimeout(() => child?.kill('SIGKILL'), 10_000);
+        child.once('exit', () => {
+          clearTimeout(kill);
+          resolve();
+        });
+        child.kill('SIGTERM');
+      }),
+  };
+}
