@@ -51,6 +51,11 @@ export class Router {
   patch(path: string, handler: Handler) { return this.add('PATCH', path, handler); }
   delete(path: string, handler: Handler) { return this.add('DELETE', path, handler); }
 
+  /** Every registered route as `METHOD /path/{param}` (docs/api.md is checked against this). */
+  list(): string[] {
+    return this.routes.map((r) => `${r.method} /${r.segments.join('/')}`);
+  }
+
   /** Finds the route for a request; `methodMismatch` when the path exists under other methods. */
   match(method: string, pathname: string): { handler: Handler; params: Record<string, string> } | 'not_found' | 'method_not_allowed' {
     const parts = pathname.split('/').filter(Boolean);

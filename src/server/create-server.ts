@@ -35,6 +35,8 @@ export interface ApiServer {
   agentsReady(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
   readonly machines: MachineService;
+  /** Every route as `METHOD /path`, for the docs check. */
+  readonly routes: string[];
 }
 
 const PUBLIC_PATHS = new Set(['/v1/platform/regions', '/healthz']);
@@ -94,6 +96,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
 
   return {
     machines,
+    routes: router.list(),
     async start() {
       for (const agent of options.agents) agentConnections.push(connectAgent(agent));
       server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
