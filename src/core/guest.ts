@@ -40,9 +40,13 @@ export function normalizeGuest(config: MachineConfig, root = 'config'): MachineC
   const min = cpuKind === 'shared' ? limits.min : limits.min * cpus;
   const max = limits.max * cpus;
   if (memory < min || memory > max) {
+    // The way out depends on the direction: too little memory is fixed by more memory or fewer CPUs.
+    const fix = memory < min
+      ? `set memory_mb to at least ${min}${cpuKind === 'performance' && cpus > 1 ? ', or lower guest.cpus' : ''}`
+      : `set memory_mb to at most ${max}, or raise guest.cpus${cpuKind === 'shared' ? ' or use cpu_kind "performance"' : ''}`;
     throw new HangarError(
       'invalid_argument',
-      `${root}.guest.memory_mb: ${memory} is out of range for ${cpus} ${cpuKind} CPU${cpus > 1 ? 's' : ''} (${min}-${max} MiB); change memory_mb, or raise guest.cpus${cpuKind === 'shared' ? ' or use cpu_kind "performance"' : ''}`,
+      `${root}.guest.memory_mb: ${memory} is out of range for ${cpus} ${cpuKind} CPU${cpus > 1 ? 's' : ''} (${min}-${max} MiB); ${fix}`,
     );
   }
   const { size: _size, ...rest } = config;

@@ -6,6 +6,8 @@
  */
 import type { ImageRef } from '../api-types/machine.js';
 
+const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
+
 export function parseImageRef(image: string): ImageRef {
   let rest = image.trim();
   let digest = '';
@@ -19,7 +21,8 @@ export function parseImageRef(image: string): ImageRef {
   if (slash > 0) {
     const first = rest.slice(0, slash);
     if (first.includes('.') || first.includes(':') || first === 'localhost') {
-      registry = first;
+      // `docker.io/nginx` is Docker Hub too, and names the same image as `nginx`.
+      registry = DOCKER_HUB_ALIASES.has(first) ? registry : first;
       rest = rest.slice(slash + 1);
     }
   }
