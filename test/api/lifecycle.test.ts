@@ -133,9 +133,11 @@ describe('machine lifecycle', () => {
   });
 
   test('signals by name and number, exec with command and legacy cmd, ps', async () => {
-    const m = await cluster.client.machines.create('web', { config: { image: IMAGE } });
+    // The fake workload traps SIGUSR1 (as a real server with a handler would) and keeps running.
+    const m = await cluster.client.machines.create('web', { config: { image: IMAGE, metadata: { hangar_fake_trap_signals: 'SIGUSR1' } } });
     await cluster.client.machines.signal('web', m.id, 'SIGUSR1');
     await cluster.client.machines.signal('web', m.id, 10);
+    assert.equal((await cluster.client.machines.get('web', m.id)).state, 'started');
     await rejectsWith(cluster.client.machines.signal('web', m.id, 'SIGNOPE'), 'invalid_argument', /signal/);
     const out = await cluster.client.machines.exec('web', m.id, { command: ['echo', 'hello', 'world'] });
     assert.equal(out.stdout, 'hello world\n');
@@ -145,6 +147,18 @@ describe('machine lifecycle', () => {
     assert.equal(((await legacy.json()) as { stdout: string }).stdout, 'a b\n');
     const ps = await cluster.client.machines.ps('web', m.id);
     assert.ok(ps.length >= 1 && ps[0]!.pid > 0);
+  });
+
+  test('a signal the workload does not handle ends it; on-failure restarts it with an exit event', async () => {
+    const m = await cluster.client.machines.create('web', { config: { image: IMAGE } });
+    await cluster.client.machines.signal('web', m.id, 'SIGTERM');
+    await cluster.client.machines.wait('web', m.id, { state: 'started', timeout: 10, from_event_id: (await cluster.client.machines.events('web', m.id))[0]!.id });
+    const events = await cluster.client.machines.events('web', m.id);
+    const exit = events.find((e) => e.type === 'exit');
+    assert.ok(exit, 'an exit event was recorded');
+    const exitEvent = (exit.request as { exit_event?: { signal?: number; exit_code?: number } }).exit_event;
+    assert.equal(exitEvent?.signal, 15);
+    assert.equal(exitEvent?.exit_code, 143);
   });
 
   test('cordon and uncordon', async () => {
