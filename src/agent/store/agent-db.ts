@@ -1,0 +1,292 @@
+/**
+ * The agent's own durable state, in `<dataDir>/agent.sqlite` (WAL): the machine table, the op log
+ * and the numbered change log that feeds `/agent/v1/events`.
+ *
+ * Why one `change()` call does everything: a state change, its event row (with the next `seq`) and
+ * the op-log entry that explains it are written in ONE transaction. So after a crash the database
+ * never shows a transient state without the pending op that caused it, and the event stream never
+ * misses a change the machine table shows. The op is written *before* the driver is asked to act;
+ * recovery (`../machines/recovery.ts`) reads the ops still pending and finishes or rolls them back.
+ * @module
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { AgentEvent, AgentMachineSpec } from '../../api-types/agent.js';
+import type { MachineEvent } from '../../api-types/machine.js';
+import type { MachineState } from '../../core/machine-states.js';
+
+/** Change-log rows kept for replay; older ones are trimmed. */
+export const EVENTS_KEPT = 10_000;
+/** Finished op-log rows kept for debugging; older ones are trimmed. */
+export const OPS_KEPT = 10_000;
+
+export interface MachineRow {
+  id: string;
+  app_name: string;
+  state: MachineState;
+  version: string;
+  private_ip: string;
+  spec: AgentMachineSpec;
+  /** Restarts the agent made since the last user action (restart policy bookkeeping). */
+  restart_count: number;
+  seq: number;
+  created_at: number;
+  updated_at: number;
+}
+
+/**
+ * Op kinds. `restart_after_exit` is a restart the restart policy scheduled (it waits out a backoff
+ * while the machine is `stopped`); the rest are the user operations of the same names.
+ */
+export type OpKind = 'create' | 'start' | 'stop' | 'restart' | 'suspend' | 'update' | 'destroy' | 'restart_after_exit';
+
+export interface OpRow {
+  id: number;
+  machine_id: string;
+  kind: OpKind;
+  target_version: string;
+  args: Record<string, unknown>;
+  prev_state: string;
+  started_at: number;
+  finished_at: number | null;
+  outcome: string | null;
+}
+
+export interface ChangeInput {
+  id: string;
+  state: MachineState;
+  /** Fields to replace; a missing field keeps its value. A new machine needs `spec`. */
+  spec?: AgentMachineSpec;
+  private_ip?: string;
+  restart_count?: number;
+  /** The user-visible event for this change, if any. */
+  event?: MachineEvent;
+  /** Records an op as pending in the same transaction (before acting). */
+  beginOp?: { kind: OpKind; targetVersion: string; args?: Record<string, unknown> };
+  /** Marks an op done in the same transaction (after acting). */
+  finishOp?: { id: number; outcome: string };
+}
+
+export interface ChangeResult {
+  row: MachineRow;
+  event: AgentEvent;
+  opId?: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS machines (
+  id TEXT PRIMARY KEY,
+  app_name TEXT NOT NULL,
+  state TEXT NOT NULL,
+  version TEXT NOT NULL,
+  private_ip TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  restart_count INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ops (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  machine_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  target_version TEXT NOT NULL,
+  args TEXT NOT NULL,
+  prev_state TEXT NOT NULL,
+  started_at INTEGER NOT NULL,
+  finished_at INTEGER,
+  outcome TEXT
+);
+CREATE INDEX IF NOT EXISTS ops_pending ON ops (id) WHERE finished_at IS NULL;
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY,
+  machine_id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  version TEXT NOT NULL,
+  private_ip TEXT NOT NULL,
+  event TEXT,
+  created_at INTEGER NOT NULL
+);
+`;
+
+interface RawMachine extends Omit<MachineRow, 'spec' | 'state'> {
+  spec: string;
+  state: string;
+}
+interface RawOp extends Omit<OpRow, 'args' | 'kind'> {
+  args: string;
+  kind: string;
+}
+interface RawEvent {
+  seq: number;
+  machine_id: string;
+  state: string;
+  version: string;
+  private_ip: string;
+  event: string | null;
+}
+
+export class AgentDb {
+  readonly path: string;
+  private readonly db: Database.Database;
+  private seq: number;
+  private readonly changeTx: (input: ChangeInput) => ChangeResult;
+
+  constructor(dataDir: string) {
+    mkdirSync(dataDir, { recursive: true });
+    this.path = join(dataDir, 'agent.sqlite');
+    this.db = new Database(this.path);
+    this.db.pragma('journal_mode = WAL');
+    // FULL: an op marked pending must survive a power cut, or recovery cannot see it.
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(SCHEMA);
+    const maxEvent = (this.db.prepare('SELECT MAX(seq) AS s FROM events').get() as { s: number | null }).s ?? 0;
+    this.seq = Math.max(maxEvent, Number(this.getMeta('last_seq') ?? 0));
+    this.changeTx = this.db.transaction((input: ChangeInput) => this.applyChange(input));
+  }
+
+  getMeta(key: string): string | undefined {
+    return (this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+
+  /** Highest sequence number written so far (0 before the first change). */
+  lastSeq(): number {
+    return this.seq;
+  }
+
+  /** Events with seq ≤ this were trimmed and can no longer be replayed. */
+  trimmedThrough(): number {
+    return Number(this.getMeta('trimmed_through') ?? 0);
+  }
+
+  getMachine(id: string): MachineRow | undefined {
+    const raw = this.db.prepare('SELECT * FROM machines WHERE id = ?').get(id) as RawMachine | undefined;
+    return raw && toMachine(raw);
+  }
+
+  listMachines(options: { includeDestroyed?: boolean } = {}): MachineRow[] {
+    const sql = options.includeDestroyed ? 'SELECT * FROM machines ORDER BY id' : "SELECT * FROM machines WHERE state != 'destroyed' ORDER BY id";
+    return (this.db.prepare(sql).all() as RawMachine[]).map(toMachine);
+  }
+
+  pendingOps(): OpRow[] {
+    return (this.db.prepare('SELECT * FROM ops WHERE finished_at IS NULL ORDER BY id').all() as RawOp[]).map(toOp);
+  }
+
+  getOp(id: number): OpRow | undefined {
+    const raw = this.db.prepare('SELECT * FROM ops WHERE id = ?').get(id) as RawOp | undefined;
+    return raw && toOp(raw);
+  }
+
+  /** Records an op without a state change (used when the state itself does not move). */
+  beginOp(machineId: string, prevState: string, op: NonNullable<ChangeInput['beginOp']>): number {
+    const info = this.db
+      .prepare('INSERT INTO ops (machine_id, kind, target_version, args, prev_state, started_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(machineId, op.kind, op.targetVersion, JSON.stringify(op.args ?? {}), prevState, Date.now());
+    return Number(info.lastInsertRowid);
+  }
+
+  finishOp(id: number, outcome: string): void {
+    this.db.prepare('UPDATE ops SET finished_at = ?, outcome = ? WHERE id = ? AND finished_at IS NULL').run(Date.now(), outcome, id);
+  }
+
+  /** Applies one state change atomically; see the module comment. */
+  change(input: ChangeInput): ChangeResult {
+    return this.changeTx(input);
+  }
+
+  /** Changes after `after`, oldest first, at most `limit`. */
+  eventsAfter(after: number, limit = 1000): AgentEvent[] {
+    const rows = this.db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?').all(after, limit) as RawEvent[];
+    return rows.map(toAgentEvent);
+  }
+
+  /** User-visible events of one machine, newest first. */
+  machineEvents(machineId: string, limit = 20): MachineEvent[] {
+    const rows = this.db
+      .prepare('SELECT event FROM events WHERE machine_id = ? AND event IS NOT NULL ORDER BY seq DESC LIMIT ?')
+      .all(machineId, limit) as { event: string }[];
+    return rows.map((r) => JSON.parse(r.event) as MachineEvent);
+  }
+
+  /** Drops tombstones of machines destroyed before `before` (ms epoch). */
+  pruneDestroyed(before: number): number {
+    return this.db.prepare("DELETE FROM machines WHERE state = 'destroyed' AND updated_at < ?").run(before).changes;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  private applyChange(input: ChangeInput): ChangeResult {
+    const now = Date.now();
+    const existing = this.getMachine(input.id);
+    const spec = input.spec ?? existing?.spec;
+    if (!spec) throw new Error(`agent db: machine ${input.id} has no spec`);
+    const seq = ++this.seq;
+    const row: MachineRow = {
+      id: input.id,
+      app_name: spec.app_name,
+      state: input.state,
+      version: spec.version,
+      private_ip: input.private_ip ?? existing?.private_ip ?? '',
+      spec,
+      restart_count: input.restart_count ?? existing?.restart_count ?? 0,
+      seq,
+      created_at: existing?.created_at ?? now,
+      updated_at: now,
+    };
+    this.db
+      .prepare(
+        `INSERT INTO machines (id, app_name, state, version, private_ip, spec, restart_count, seq, created_at, updated_at)
+         VALUES (@id, @app_name, @state, @version, @private_ip, @spec, @restart_count, @seq, @created_at, @updated_at)
+         ON CONFLICT (id) DO UPDATE SET app_name = excluded.app_name, state = excluded.state, version = excluded.version,
+           private_ip = excluded.private_ip, spec = excluded.spec, restart_count = excluded.restart_count,
+           seq = excluded.seq, updated_at = excluded.updated_at`,
+      )
+      .run({ ...row, spec: JSON.stringify(spec) });
+    this.db
+      .prepare('INSERT INTO events (seq, machine_id, state, version, private_ip, event, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(seq, row.id, row.state, row.version, row.private_ip, input.event ? JSON.stringify(input.event) : null, now);
+    this.setMeta('last_seq', String(seq));
+    let opId: number | undefined;
+    if (input.beginOp) opId = this.beginOp(row.id, existing?.state ?? 'absent', input.beginOp);
+    if (input.finishOp) this.finishOp(input.finishOp.id, input.finishOp.outcome);
+    // Trim in batches so the common path stays one insert.
+    if (seq % 500 === 0) this.trim(seq);
+    const event: AgentEvent = { seq, machine_id: row.id, state: row.state, version: row.version, private_ip: row.private_ip };
+    if (input.event) event.event = input.event;
+    return opId === undefined ? { row, event } : { row, event, opId };
+  }
+
+  private trim(seq: number): void {
+    const cutoff = seq - EVENTS_KEPT;
+    if (cutoff > 0) {
+      this.db.prepare('DELETE FROM events WHERE seq <= ?').run(cutoff);
+      this.setMeta('trimmed_through', String(Math.max(cutoff, this.trimmedThrough())));
+    }
+    const lastOp = (this.db.prepare('SELECT MAX(id) AS id FROM ops').get() as { id: number | null }).id ?? 0;
+    this.db.prepare('DELETE FROM ops WHERE finished_at IS NOT NULL AND id <= ?').run(lastOp - OPS_KEPT);
+  }
+}
+
+function toMachine(raw: RawMachine): MachineRow {
+  return { ...raw, state: raw.state as MachineState, spec: JSON.parse(raw.spec) as AgentMachineSpec };
+}
+
+function toOp(raw: RawOp): OpRow {
+  return { ...raw, kind: raw.kind as OpKind, args: JSON.parse(raw.args) as Record<string, unknown> };
+}
+
+function toAgentEvent(raw: RawEvent): AgentEvent {
+  const event: AgentEvent = { seq: raw.seq, machine_id: raw.machine_id, state: raw.state, version: raw.version, private_ip: raw.private_ip };
+  if (raw.event) event.event = JSON.parse(raw.event) as MachineEvent;
+  return event;
+}
