@@ -32,10 +32,8 @@ describe('KeyedMutex', () => {
       await sleep(20);
       inside--;
     });
-    const started = Date.now();
     await Promise.all([job('a'), job('b'), job('c')]);
-    assert.equal(most, 3);
-    assert.ok(Date.now() - started < 55, 'keys should not wait for each other');
+    assert.equal(most, 3, 'keys should not wait for each other');
   });
 
   test('continues after a rejection, and the rejection reaches its caller', async () => {
