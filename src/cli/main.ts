@@ -29,6 +29,8 @@ const TREE = buildTree(GROUPS, COMMANDS);
 
 /** Runs the CLI; resolves to the process exit code. */
 export async function runCli(argv: string[], io: Partial<CliIO> = {}): Promise<number> {
+  // `hangar help machine stop` = `hangar machine stop --help`
+  if (argv[0] === 'help') argv = [...argv.slice(1), '--help'];
   const fullIo: CliIO = {
     stdout: io.stdout ?? process.stdout,
     stderr: io.stderr ?? process.stderr,

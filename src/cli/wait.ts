@@ -21,6 +21,7 @@ export async function waitForState(client: HangarClient, app: string, id: string
   const deadline = Date.now() + total;
   for (;;) {
     const remaining = Math.ceil((deadline - Date.now()) / 1000);
+    const started = Date.now();
     try {
       return await client.machines.wait(app, id, {
         state: options.state,
@@ -32,6 +33,8 @@ export async function waitForState(client: HangarClient, app: string, id: string
       if (Date.now() >= deadline) {
         throw new HangarError('timeout', `machine ${id} (app ${app}) did not reach state ${options.state} within ${formatDuration(total)}`, { cause: err });
       }
+      // A server that answers 408 at once (instead of blocking) must not be hammered.
+      if (Date.now() - started < 200) await new Promise((resolve) => setTimeout(resolve, Math.min(200, Math.max(0, deadline - Date.now()))));
     }
   }
 }
