@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLogger, type Logger } from '../core/logger.js';
 import { createAgent } from './create-agent.js';
@@ -139,4 +140,18 @@ export async function runAgentMain(argv: string[], options: AgentMainOptions = {
     await agent.close();
     markCleaned();
   }
+}
+
+// `node dist/src/agent/main.js ...` runs the agent directly (the e2e test and debugging use this;
+// `hangar agent` goes through src/main.ts).
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  runAgentMain(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = err instanceof AgentUsageError ? 2 : 1;
+    },
+  );
 }
