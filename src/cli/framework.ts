@@ -379,6 +379,7 @@ export function helpText(node: TreeNode): string {
   if (node.aliases.length) lines.push('Aliases:', `  ${[node.name, ...node.aliases].join(', ')}`, '');
   lines.push('Available Commands:', twoColumns(node.children.map((c) => [`  ${c.name}`, c.description])), '');
   lines.push('Global Flags:', twoColumns(flagRows(GLOBAL_FLAGS)), '');
+  if (node.path.length === 0) lines.push('Platform roles: `hangar up` (everything on this host), `hangar api`, `hangar agent`.', '');
   lines.push(`Use "${title} <command> --help" for more information about a command.`);
   return `${lines.join('\n')}\n`;
 }

@@ -131,9 +131,9 @@ export interface ListOrgMachinesOptions {
   cursor?: string;
 }
 
-type Query = Record<string, string | number | boolean | string[] | undefined>;
+export type Query = Record<string, string | number | boolean | string[] | undefined>;
 
-interface CallSpec {
+export interface CallSpec {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** Path template with `{param}` segments. */
   path: string;
