@@ -132,6 +132,7 @@ export class AgentDb {
   readonly path: string;
   private readonly db: Database.Database;
   private seq: number;
+  private readonly statements = new Map<string, Database.Statement>();
   private readonly changeTx: (input: ChangeInput) => ChangeResult;
 
   constructor(dataDir: string) {
@@ -143,17 +144,17 @@ export class AgentDb {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
-    const maxEvent = (this.db.prepare('SELECT MAX(seq) AS s FROM events').get() as { s: number | null }).s ?? 0;
+    const maxEvent = (this.stmt('SELECT MAX(seq) AS s FROM events').get() as { s: number | null }).s ?? 0;
     this.seq = Math.max(maxEvent, Number(this.getMeta('last_seq') ?? 0));
     this.changeTx = this.db.transaction((input: ChangeInput) => this.applyChange(input));
   }
 
   getMeta(key: string): string | undefined {
-    return (this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+    return (this.stmt('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
   }
 
   setMeta(key: string, value: string): void {
-    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+    this.stmt('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
   }
 
   /** Highest sequence number written so far (0 before the first change). */
@@ -167,34 +168,33 @@ export class AgentDb {
   }
 
   getMachine(id: string): MachineRow | undefined {
-    const raw = this.db.prepare('SELECT * FROM machines WHERE id = ?').get(id) as RawMachine | undefined;
+    const raw = this.stmt('SELECT * FROM machines WHERE id = ?').get(id) as RawMachine | undefined;
     return raw && toMachine(raw);
   }
 
   listMachines(options: { includeDestroyed?: boolean } = {}): MachineRow[] {
     const sql = options.includeDestroyed ? 'SELECT * FROM machines ORDER BY id' : "SELECT * FROM machines WHERE state != 'destroyed' ORDER BY id";
-    return (this.db.prepare(sql).all() as RawMachine[]).map(toMachine);
+    return (this.stmt(sql).all() as RawMachine[]).map(toMachine);
   }
 
   pendingOps(): OpRow[] {
-    return (this.db.prepare('SELECT * FROM ops WHERE finished_at IS NULL ORDER BY id').all() as RawOp[]).map(toOp);
+    return (this.stmt('SELECT * FROM ops WHERE finished_at IS NULL ORDER BY id').all() as RawOp[]).map(toOp);
   }
 
   getOp(id: number): OpRow | undefined {
-    const raw = this.db.prepare('SELECT * FROM ops WHERE id = ?').get(id) as RawOp | undefined;
+    const raw = this.stmt('SELECT * FROM ops WHERE id = ?').get(id) as RawOp | undefined;
     return raw && toOp(raw);
   }
 
   /** Records an op without a state change (used when the state itself does not move). */
   beginOp(machineId: string, prevState: string, op: NonNullable<ChangeInput['beginOp']>): number {
-    const info = this.db
-      .prepare('INSERT INTO ops (machine_id, kind, target_version, args, prev_state, started_at) VALUES (?, ?, ?, ?, ?, ?)')
+    const info = this.stmt('INSERT INTO ops (machine_id, kind, target_version, args, prev_state, started_at) VALUES (?, ?, ?, ?, ?, ?)')
       .run(machineId, op.kind, op.targetVersion, JSON.stringify(op.args ?? {}), prevState, Date.now());
     return Number(info.lastInsertRowid);
   }
 
   finishOp(id: number, outcome: string): void {
-    this.db.prepare('UPDATE ops SET finished_at = ?, outcome = ? WHERE id = ? AND finished_at IS NULL').run(Date.now(), outcome, id);
+    this.stmt('UPDATE ops SET finished_at = ?, outcome = ? WHERE id = ? AND finished_at IS NULL').run(Date.now(), outcome, id);
   }
 
   /** Applies one state change atomically; see the module comment. */
@@ -204,25 +204,34 @@ export class AgentDb {
 
   /** Changes after `after`, oldest first, at most `limit`. */
   eventsAfter(after: number, limit = 1000): AgentEvent[] {
-    const rows = this.db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?').all(after, limit) as RawEvent[];
+    const rows = this.stmt('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?').all(after, limit) as RawEvent[];
     return rows.map(toAgentEvent);
   }
 
   /** User-visible events of one machine, newest first. */
   machineEvents(machineId: string, limit = 20): MachineEvent[] {
-    const rows = this.db
-      .prepare('SELECT event FROM events WHERE machine_id = ? AND event IS NOT NULL ORDER BY seq DESC LIMIT ?')
+    const rows = this.stmt('SELECT event FROM events WHERE machine_id = ? AND event IS NOT NULL ORDER BY seq DESC LIMIT ?')
       .all(machineId, limit) as { event: string }[];
     return rows.map((r) => JSON.parse(r.event) as MachineEvent);
   }
 
   /** Drops tombstones of machines destroyed before `before` (ms epoch). */
   pruneDestroyed(before: number): number {
-    return this.db.prepare("DELETE FROM machines WHERE state = 'destroyed' AND updated_at < ?").run(before).changes;
+    return this.stmt("DELETE FROM machines WHERE state = 'destroyed' AND updated_at < ?").run(before).changes;
   }
 
   close(): void {
     if (this.db.open) this.db.close();
+  }
+
+  /** Prepared statements are cached: every machine operation runs several of them. */
+  private stmt(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
   }
 
   private applyChange(input: ChangeInput): ChangeResult {
@@ -243,8 +252,7 @@ export class AgentDb {
       created_at: existing?.created_at ?? now,
       updated_at: now,
     };
-    this.db
-      .prepare(
+    this.stmt(
         `INSERT INTO machines (id, app_name, state, version, private_ip, spec, restart_count, seq, created_at, updated_at)
          VALUES (@id, @app_name, @state, @version, @private_ip, @spec, @restart_count, @seq, @created_at, @updated_at)
          ON CONFLICT (id) DO UPDATE SET app_name = excluded.app_name, state = excluded.state, version = excluded.version,
@@ -252,8 +260,7 @@ export class AgentDb {
            seq = excluded.seq, updated_at = excluded.updated_at`,
       )
       .run({ ...row, spec: JSON.stringify(spec) });
-    this.db
-      .prepare('INSERT INTO events (seq, machine_id, state, version, private_ip, event, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    this.stmt('INSERT INTO events (seq, machine_id, state, version, private_ip, event, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(seq, row.id, row.state, row.version, row.private_ip, input.event ? JSON.stringify(input.event) : null, now);
     this.setMeta('last_seq', String(seq));
     let opId: number | undefined;
@@ -269,11 +276,11 @@ export class AgentDb {
   private trim(seq: number): void {
     const cutoff = seq - EVENTS_KEPT;
     if (cutoff > 0) {
-      this.db.prepare('DELETE FROM events WHERE seq <= ?').run(cutoff);
+      this.stmt('DELETE FROM events WHERE seq <= ?').run(cutoff);
       this.setMeta('trimmed_through', String(Math.max(cutoff, this.trimmedThrough())));
     }
-    const lastOp = (this.db.prepare('SELECT MAX(id) AS id FROM ops').get() as { id: number | null }).id ?? 0;
-    this.db.prepare('DELETE FROM ops WHERE finished_at IS NOT NULL AND id <= ?').run(lastOp - OPS_KEPT);
+    const lastOp = (this.stmt('SELECT MAX(id) AS id FROM ops').get() as { id: number | null }).id ?? 0;
+    this.stmt('DELETE FROM ops WHERE finished_at IS NOT NULL AND id <= ?').run(lastOp - OPS_KEPT);
   }
 }
 
