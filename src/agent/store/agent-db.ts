@@ -135,7 +135,11 @@ export class AgentDb {
   private readonly statements = new Map<string, Database.Statement>();
   private readonly changeTx: (input: ChangeInput) => ChangeResult;
 
-  constructor(dataDir: string) {
+  private readonly eventsKept: number;
+
+  /** `eventsKept` exists for tests; production keeps `EVENTS_KEPT`. */
+  constructor(dataDir: string, options: { eventsKept?: number } = {}) {
+    this.eventsKept = options.eventsKept ?? EVENTS_KEPT;
     mkdirSync(dataDir, { recursive: true });
     this.path = join(dataDir, 'agent.sqlite');
     this.db = new Database(this.path);
@@ -253,13 +257,12 @@ export class AgentDb {
       updated_at: now,
     };
     this.stmt(
-        `INSERT INTO machines (id, app_name, state, version, private_ip, spec, restart_count, seq, created_at, updated_at)
-         VALUES (@id, @app_name, @state, @version, @private_ip, @spec, @restart_count, @seq, @created_at, @updated_at)
-         ON CONFLICT (id) DO UPDATE SET app_name = excluded.app_name, state = excluded.state, version = excluded.version,
-           private_ip = excluded.private_ip, spec = excluded.spec, restart_count = excluded.restart_count,
-           seq = excluded.seq, updated_at = excluded.updated_at`,
-      )
-      .run({ ...row, spec: JSON.stringify(spec) });
+      `INSERT INTO machines (id, app_name, state, version, private_ip, spec, restart_count, seq, created_at, updated_at)
+       VALUES (@id, @app_name, @state, @version, @private_ip, @spec, @restart_count, @seq, @created_at, @updated_at)
+       ON CONFLICT (id) DO UPDATE SET app_name = excluded.app_name, state = excluded.state, version = excluded.version,
+         private_ip = excluded.private_ip, spec = excluded.spec, restart_count = excluded.restart_count,
+         seq = excluded.seq, updated_at = excluded.updated_at`,
+    ).run({ ...row, spec: JSON.stringify(spec) });
     this.stmt('INSERT INTO events (seq, machine_id, state, version, private_ip, event, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(seq, row.id, row.state, row.version, row.private_ip, input.event ? JSON.stringify(input.event) : null, now);
     this.setMeta('last_seq', String(seq));
@@ -267,14 +270,14 @@ export class AgentDb {
     if (input.beginOp) opId = this.beginOp(row.id, existing?.state ?? 'absent', input.beginOp);
     if (input.finishOp) this.finishOp(input.finishOp.id, input.finishOp.outcome);
     // Trim in batches so the common path stays one insert.
-    if (seq % 500 === 0) this.trim(seq);
+    if (seq % Math.max(1, Math.min(500, Math.floor(this.eventsKept / 2))) === 0) this.trim(seq);
     const event: AgentEvent = { seq, machine_id: row.id, state: row.state, version: row.version, private_ip: row.private_ip };
     if (input.event) event.event = input.event;
     return opId === undefined ? { row, event } : { row, event, opId };
   }
 
   private trim(seq: number): void {
-    const cutoff = seq - EVENTS_KEPT;
+    const cutoff = seq - this.eventsKept;
     if (cutoff > 0) {
       this.stmt('DELETE FROM events WHERE seq <= ?').run(cutoff);
       this.setMeta('trimmed_through', String(Math.max(cutoff, this.trimmedThrough())));
