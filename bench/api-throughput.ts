@@ -9,7 +9,6 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -89,13 +88,23 @@ async function startHangar(dir: string): Promise<{ child: ChildProcess; url: str
   return { child, url: `http://127.0.0.1:${apiPort}`, token: readFileSync(join(dataDir, 'admin-token'), 'utf8').trim() };
 }
 
-/** The reference: node:http answering the same bytes for every request, no routing or storage. */
-function startReference(body: string): Promise<{ server: Server; url: string }> {
-  const server = createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'fly-request-id': '01jreference' });
-    res.end(body);
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` })));
+/**
+ * The reference: node:http answering the same bytes for every request, no routing or storage. It
+ * runs in its own process, like Hangar, because wrk is run synchronously from this one.
+ */
+async function startReference(dir: string, body: string): Promise<{ child: ChildProcess; url: string }> {
+  const bodyFile = join(dir, 'reference-body.json');
+  writeFileSync(bodyFile, body);
+  const port = await freePort();
+  const code = `
+    const body = require('node:fs').readFileSync(${JSON.stringify(bodyFile)});
+    require('node:http').createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length, 'fly-request-id': '01jreference' });
+      res.end(body);
+    }).listen(${port}, '127.0.0.1', () => process.stdout.write('ready\\n'));`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+  return { child, url: `http://127.0.0.1:${port}` };
 }
 
 async function main(): Promise<void> {
@@ -126,10 +135,10 @@ async function main(): Promise<void> {
     const listFull = runWrk(url, listFullScript, 8, DURATION_S);
 
     const sample = await (await fetch(`${url}/v1/apps/bench/machines/${ids[0]}`, { headers: { authorization: `Bearer ${token}` } })).text();
-    const reference = await startReference(sample);
+    const reference = await startReference(dir, sample);
     const refScript = wrkScript(dir, 'ref', token, ['/v1/apps/bench/machines/x']);
     const ref = runWrk(reference.url, refScript, CONNECTIONS, DURATION_S);
-    reference.server.close();
+    reference.child.kill();
 
     const results = {
       benchmark: 'api-throughput',

@@ -134,6 +134,8 @@ export interface Store {
   insertEvent(machineId: string, event: MachineEvent): Promise<void>;
   /** Newest first. */
   listEvents(machineId: string, limit: number): Promise<MachineEvent[]>;
+  /** The newest `limit` events of every machine of an app, newest first per machine (one query for a list). */
+  listRecentEventsOfApp(appId: string, limit: number): Promise<Map<string, MachineEvent[]>>;
 
   getLease(machineId: string): Promise<LeaseRecord | undefined>;
   putLease(lease: LeaseRecord): Promise<void>;

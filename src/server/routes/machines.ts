@@ -5,6 +5,7 @@
  * @module
  */
 import {
+  type MachineEvent,
   CreateLeaseRequest, CreateMachineRequest, ExecRequest, SignalRequest, StopRequest, UpdateMachineRequest,
   UpdateMetadataRequest, UpsertMetadataKeyRequest,
 } from '../../api-types/machine.js';
@@ -36,10 +37,11 @@ export function registerMachineRoutes(router: Router, deps: MachineRouteDeps): v
   const { apps, machines, store, hosts } = deps;
   const appOf = async (ctx: RequestContext) => apps.find(deps.caller(ctx), ctx.params.app_name!);
   const nonceOf = (ctx: RequestContext) => header(ctx, 'fly-machine-lease-nonce');
-  const render = async (m: Awaited<ReturnType<MachineService['get']>>, opts: { summary?: boolean; includeLease?: boolean; nonce?: string } = {}) =>
+  type Rec = Awaited<ReturnType<MachineService['get']>>;
+  const render = async (m: Rec, opts: { summary?: boolean; includeLease?: boolean; nonce?: string; events?: Map<string, MachineEvent[]> } = {}) =>
     renderMachine(m, {
       summary: opts.summary,
-      events: opts.summary ? undefined : await store.listEvents(m.id, EVENTS_IN_MACHINE),
+      events: opts.summary ? undefined : opts.events ? (opts.events.get(m.id) ?? []) : await store.listEvents(m.id, EVENTS_IN_MACHINE),
       hostReachable: hosts.isReachable(m.host_id),
       lease: opts.includeLease ? await store.getLease(m.id) : undefined,
       nonce: opts.nonce,
@@ -71,7 +73,8 @@ export function registerMachineRoutes(router: Router, deps: MachineRouteDeps): v
       list = list.slice(0, limit);
       headers['fly-next-cursor'] = list[list.length - 1]!.id;
     }
-    const body = await Promise.all(list.map((m) => render(m, { summary, includeLease })));
+    const events = summary ? undefined : await store.listRecentEventsOfApp(app.id, EVENTS_IN_MACHINE);
+    const body = await Promise.all(list.map((m) => render(m, { summary, includeLease, events })));
     return new Reply(200, body, headers);
   });
 
