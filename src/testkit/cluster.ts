@@ -38,7 +38,9 @@ export interface TestCluster {
   /** Problems the contract check found so far (tests assert it stays empty). */
   contractProblems: string[];
   contract: OpenApiContract | undefined;
-  agents: { url: string; token: string; dataDir: string; close(): Promise<void> }[];
+  agents: TestAgent[];
+  /** Stops agent `index` (like a crashed agent process) and starts a new one on its data dir and port. */
+  restartAgent(index: number, options?: { newDriver?: (hostId: string) => Driver; downtimeMs?: number }): Promise<void>;
   api: ApiServer;
   dir: string;
   /** Plain fetch against the API with the admin token. */
@@ -46,20 +48,31 @@ export interface TestCluster {
   close(): Promise<void>;
 }
 
+export interface TestAgent {
+  url: string;
+  token: string;
+  dataDir: string;
+  hostId: string;
+  region: string;
+  driver: Driver;
+  close(): Promise<void>;
+}
+
 export async function startCluster(options: ClusterOptions = {}): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'hangar-test-'));
   const logger = options.logger ?? silentLogger;
   const regions = options.hosts ?? ['lcl'];
-  const agents: TestCluster['agents'] = [];
-  for (const [index, region] of regions.entries()) {
+  const agents: TestAgent[] = [];
+  const launchAgent = async (index: number, region: string, port: number, newDriver = options.newDriver): Promise<TestAgent> => {
     const dataDir = join(dir, `agent-${index}`);
     const hostId = `host-${index}-${region}`;
     const token = `agent-token-${index}`;
-    const driver = options.newDriver?.(hostId) ?? new FakeDriver({ hostId });
-    const agent = createAgent({ dataDir, region, hostId, driver, token, logger, listen: { host: '127.0.0.1', port: 0 } });
+    const driver = newDriver?.(hostId) ?? new FakeDriver({ hostId });
+    const agent = createAgent({ dataDir, region, hostId, driver, token, logger, listen: { host: '127.0.0.1', port } });
     const { url } = await agent.start();
-    agents.push({ url, token, dataDir, close: () => agent.close() });
-  }
+    return { url, token, dataDir, hostId, region, driver, close: () => agent.close() };
+  };
+  for (const [index, region] of regions.entries()) agents.push(await launchAgent(index, region, 0));
 
   const store = new SqliteStore(join(dir, 'hangar.db'));
   await store.migrate();
@@ -85,6 +98,13 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     onResponse: contract ? (info) => contractProblems.push(...contract.check(info)) : undefined,
   });
 
+  const restartAgent: TestCluster['restartAgent'] = async (index, restartOptions = {}) => {
+    const old = agents[index]!;
+    await old.close();
+    if (restartOptions.downtimeMs) await new Promise((r) => setTimeout(r, restartOptions.downtimeMs));
+    agents[index] = await launchAgent(index, old.region, Number(new URL(old.url).port), restartOptions.newDriver);
+  };
+
   let closed = false;
   const close = async () => {
     if (closed) return;
@@ -101,6 +121,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     contractProblems,
     contract,
     agents,
+    restartAgent,
     api,
     dir,
     fetch: (path, init = {}) => {

@@ -58,7 +58,7 @@ export class AppService {
     if (live.length > 0 && !force) {
       throw new HangarError('failed_precondition', `app ${name} still has ${live.length} machine${live.length > 1 ? 's' : ''}; destroy them first or delete with force=true`);
     }
-    for (const machine of live) await this.machines.destroy(app, machine.id, undefined, true).catch((err) => {
+    for (const machine of live) await this.machines.destroy(app, machine.id, undefined, true, true).catch((err) => {
       if (!(err instanceof HangarError && err.code === 'not_found')) throw err;
     });
     await this.store.deleteApp(app.id);

@@ -203,12 +203,13 @@ export class MachineService {
     }, { skipLease: true });
   }
 
-  async destroy(app: AppRecord, id: string, nonce: string | undefined, force: boolean): Promise<{ ok: true }> {
+  /** `overrideLease`: an app deleted with force takes its machines down whoever holds their leases. */
+  async destroy(app: AppRecord, id: string, nonce: string | undefined, force: boolean, overrideLease = false): Promise<{ ok: true }> {
     return this.operate(app, id, nonce, force ? 'destroy_force' : 'destroy', async (_machine, link) => {
       await this.applyResult(await link.destroy(id, force));
       await this.store.deleteLease(id);
       return { ok: true as const };
-    });
+    }, { skipLease: overrideLease });
   }
 
   async exec(app: AppRecord, id: string, command: string[], stdin: string | undefined, timeoutSeconds = DEFAULT_EXEC_TIMEOUT_S): Promise<ExecResponse> {
