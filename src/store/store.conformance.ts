@@ -37,6 +37,8 @@ export const STORE_CONFORMANCE_TESTS = [
   'versions are listed newest first, per machine',
   'events are listed newest first, a duplicate id is ignored, limit holds',
   'leases are put, read, replaced and deleted',
+  'findLiveMachineByName finds live machines only, per app',
+  'listRecentEventsOfApp gives each machine its newest events',
 ] as const;
 export type StoreConformanceTest = (typeof STORE_CONFORMANCE_TESTS)[number];
 
@@ -87,6 +89,37 @@ async function orgAndApp(store: Store, slug = 'personal', appName = 'hello'): Pr
 const ids = (machines: { id: string }[]) => machines.map((m) => m.id).sort();
 
 const CASES: Record<StoreConformanceTest, (store: Store) => Promise<void>> = {
+  async 'findLiveMachineByName finds live machines only, per app'(store) {
+    const { app } = await orgAndApp(store, 'personal', 'a');
+    const { app: other } = await orgAndApp(store, 'personal', 'b');
+    const live = machineRecord(app.id, { name: 'web-1' });
+    const dead = machineRecord(app.id, { name: 'web-2', state: 'destroyed' });
+    await store.insertMachine(live);
+    await store.insertMachine(dead);
+    await store.insertMachine(machineRecord(other.id, { name: 'web-3' }));
+    assert.equal((await store.findLiveMachineByName(app.id, 'web-1'))?.id, live.id);
+    assert.equal(await store.findLiveMachineByName(app.id, 'web-2'), undefined);
+    assert.equal(await store.findLiveMachineByName(app.id, 'web-3'), undefined);
+  },
+
+  async 'listRecentEventsOfApp gives each machine its newest events'(store) {
+    const { app } = await orgAndApp(store, 'personal', 'a');
+    const { app: other } = await orgAndApp(store, 'personal', 'b');
+    const a = machineRecord(app.id);
+    const b = machineRecord(app.id);
+    const c = machineRecord(other.id);
+    for (const m of [a, b, c]) await store.insertMachine(m);
+    const event = (n: number) => ({ id: newUlid(Date.now() + n), type: 'start', status: 'started', source: 'flyd' as const, timestamp: Date.now() + n });
+    const aEvents = [event(1), event(2), event(3)];
+    for (const e of aEvents) await store.insertEvent(a.id, e);
+    await store.insertEvent(b.id, event(4));
+    await store.insertEvent(c.id, event(5));
+    const recent = await store.listRecentEventsOfApp(app.id, 2);
+    assert.deepEqual(recent.get(a.id)?.map((e) => e.id), [aEvents[2]!.id, aEvents[1]!.id]);
+    assert.equal(recent.get(b.id)?.length, 1);
+    assert.equal(recent.has(c.id), false);
+  },
+
   async 'migrate can run again on a migrated store'(store) {
     await store.migrate();
     await store.migrate();

@@ -117,6 +117,8 @@ export interface Store {
   /** Removes a machine that never came to exist (its creation was rolled back). */
   purgeMachine(id: string): Promise<void>;
   getMachine(id: string): Promise<MachineRecord | undefined>;
+  /** The machine of the app with this name that is not destroyed (names are unique among live machines). */
+  findLiveMachineByName(appId: string, name: string): Promise<MachineRecord | undefined>;
   listMachines(appId: string, filter?: MachineFilter): Promise<MachineRecord[]>;
   listOrgMachines(orgId: number, filter?: MachineFilter): Promise<(MachineRecord & { app_name: string })[]>;
   /** Replaces config and version (an update) without touching runtime fields. */

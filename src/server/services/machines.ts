@@ -82,10 +82,12 @@ export class MachineService {
     const region = request.region ?? this.defaultRegion;
     const hosts = await this.hostSnapshot();
     const host = placeMachine(hosts, { region });
-    const existing = await this.store.listMachines(app.id, { includeDeleted: false });
-    const name = request.name ?? generateMachineName(new Set(existing.map((m) => m.name)));
-    if (request.name && existing.some((m) => m.name === request.name)) {
+    if (request.name && (await this.store.findLiveMachineByName(app.id, request.name))) {
       throw new HangarError('invalid_argument', `name: a machine named "${request.name}" already exists in app ${app.name}; choose another name or omit it`);
+    }
+    let name = request.name;
+    while (name === undefined || (request.name === undefined && (await this.store.findLiveMachineByName(app.id, name)))) {
+      name = generateMachineName();
     }
     const now = new Date().toISOString();
     const machine: MachineRecord = {

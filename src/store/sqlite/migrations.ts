@@ -76,4 +76,6 @@ export const MIGRATIONS: readonly string[] = [
     version TEXT NOT NULL
   );
   `,
+  // Machine names are looked up on every create.
+  `CREATE INDEX machines_app_name ON machines(app_id, name);`,
 ];

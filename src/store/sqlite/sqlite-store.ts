@@ -176,6 +176,11 @@ export class SqliteStore implements Store {
     return row && toMachine(row);
   }
 
+  async findLiveMachineByName(appId: string, name: string): Promise<MachineRecord | undefined> {
+    const row = this.stmt("SELECT * FROM machines WHERE app_id = ? AND name = ? AND state != 'destroyed' LIMIT 1").get(appId, name) as Row | undefined;
+    return row && toMachine(row);
+  }
+
   async listMachines(appId: string, filter: MachineFilter = {}): Promise<MachineRecord[]> {
     const rows = this.stmt('SELECT * FROM machines WHERE app_id = ? ORDER BY created_at, id').all(appId) as Row[];
     return rows.map(toMachine).filter((m) => matchesFilter(m, filter));
