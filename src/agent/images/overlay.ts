@@ -1,0 +1,81 @@
+/**
+ * Per-machine root filesystems: an overlay whose lower layer is the shared, read-only unpacked
+ * image and whose upper/work dirs live in the machine's directory. The upper dir is wiped before
+ * every mount, so a started machine always begins from the image (Fly's blank-slate rootfs).
+ *
+ * Layout under `machineDir`: `rootfs/` (the merged mount point), `upper/`, `work/`.
+ * @module
+ */
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { HangarError } from '../../core/errors.js';
+import { run } from './exec.js';
+
+export function machineRootfsPaths(machineDir: string): { merged: string; upper: string; work: string } {
+  const dir = resolve(machineDir);
+  return { merged: join(dir, 'rootfs'), upper: join(dir, 'upper'), work: join(dir, 'work') };
+}
+
+/** Mounts a fresh overlay (upper/work wiped first) and returns the merged rootfs path. Idempotent. */
+export async function mountMachineRootfs(machineDir: string, lowerDir: string): Promise<string> {
+  const { merged, upper, work } = machineRootfsPaths(machineDir);
+  const lower = resolve(lowerDir);
+  for (const p of [lower, upper, work]) {
+    if (/[,:\\\n]/.test(p)) {
+      throw new HangarError('invalid_argument', `overlay path ${p} contains a comma, colon or backslash, which mount options cannot carry; use a plain path for the data dir`);
+    }
+  }
+  const st = await stat(lower).catch(() => undefined);
+  if (!st?.isDirectory()) {
+    throw new HangarError('failed_precondition', `image rootfs ${lower} does not exist; resolve the image again before starting the machine`);
+  }
+  // A previous mount (crash, double start) goes first: the new one must start from a blank upper.
+  await unmountMachineRootfs(machineDir, { keepUpper: true });
+  await rm(upper, { recursive: true, force: true });
+  await rm(work, { recursive: true, force: true });
+  await mkdir(upper, { recursive: true });
+  await mkdir(work, { recursive: true });
+  await mkdir(merged, { recursive: true });
+  const res = await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, merged]);
+  if (res.code !== 0) {
+    throw new HangarError('failed_precondition',
+      `cannot mount the overlay rootfs for ${machineDir}: ${res.stderr}; the agent must run as root on a kernel with overlayfs ` +
+      '(modprobe overlay), and the data dir must not itself be on overlayfs');
+  }
+  return merged;
+}
+
+/**
+ * Unmounts the machine's overlay (lazily if it is busy) and removes upper/work. Idempotent: a
+ * machine without a mount is fine.
+ */
+export async function unmountMachineRootfs(machineDir: string, options: { keepUpper?: boolean } = {}): Promise<void> {
+  const { merged, upper, work } = machineRootfsPaths(machineDir);
+  for (let attempt = 0; attempt < 8 && (await isMountPoint(merged)); attempt++) {
+    const res = await run('umount', [merged]);
+    if (res.code === 0) continue;
+    const lazy = await run('umount', ['-l', merged]);
+    if (lazy.code !== 0 && (await isMountPoint(merged))) {
+      throw new HangarError('unknown', `cannot unmount ${merged}: ${res.stderr}; ${lazy.stderr}; check for processes using it (fuser -vm ${merged})`);
+    }
+  }
+  if (!options.keepUpper) {
+    await rm(upper, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** True when `path` is a mount point in this mount namespace. */
+export async function isMountPoint(path: string): Promise<boolean> {
+  const target = resolve(path);
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  for (const line of info.split('\n')) {
+    const mountPoint = line.split(' ')[4];
+    if (mountPoint && unescapeMountinfo(mountPoint) === target) return true;
+  }
+  return false;
+}
+
+function unescapeMountinfo(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}
