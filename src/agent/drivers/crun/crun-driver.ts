@@ -1,0 +1,613 @@
+/**
+ * The `crun` driver: machines as OCI containers run by crun (runc when crun is missing; same code
+ * path, only the binary differs). See `docs/crun-driver.md`.
+ *
+ * Per machine, under `<dataDir>/machines/<id>/`:
+ *   machine.json   spec, resolved image and network (what recovery needs)
+ *   bundle/config.json   OCI runtime config, rewritten at every start
+ *   rootfs/        overlay (fresh upper per start; mounted by the image provider)
+ *   etc/           hosts, resolv.conf, hostname (bind-mounted read-only)
+ *   run/           pid (container init, host pid; written by the runtime), exit-code (by the shim),
+ *                  run.json (start times)
+ *   logs/          stdout.log, stderr.log (+ .1)
+ *
+ * The agent never parents a container: a per-run shim (`runtime.ts`) runs `crun run` in its own
+ * session and writes `run/exit-code`; the driver watches `run/` (fs.watch plus a 1 s poll) and
+ * turns that file into `onExit` or into the answer of a pending `stop`.
+ * @module
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, watch, type FSWatcher } from 'node:fs';
+import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AgentMachineSpec } from '../../../api-types/agent.js';
+import type { ExecResponse, ProcessStat } from '../../../api-types/machine.js';
+import { HangarError } from '../../../core/errors.js';
+import { silentLogger, type Logger } from '../../../core/logger.js';
+import { SIGNALS } from '../../../core/signals.js';
+import type { Driver, DriverCapabilities, DriverStatus, ExecOptions, ExitInfo, StopOptions } from '../driver.js';
+import { type LogLine, readLogFiles, type ReadLogsOptions, rotateIfNeeded } from './logs.js';
+import { buildOciSpec, hostsFile, machineArgv, resolvConf } from './oci-spec.js';
+import { cgroupPids, monotonicUsec, oomKilledSince, processAlive, processStats } from './procfs.js';
+import type { DriverImage, DriverNetwork, ImageProvider, NetworkProvider } from './providers.js';
+import { findExecutable, resolveUser, writeMachineFiles } from './rootfs.js';
+import { findRuntime, OciRuntime } from './runtime.js';
+import { mountsUnder } from './standins.js';
+
+export interface CrunDriverOptions {
+  dataDir: string;
+  images: ImageProvider;
+  network: NetworkProvider;
+  logger?: Logger;
+  /** `crun`, `runc` or a path; default: crun, else runc. */
+  runtime?: string;
+  /** tini binary bind-mounted as the container's PID 1; default /usr/bin/tini-static. */
+  tini?: string;
+  /** Rotate a log file above this size (default 10 MiB), keeping one old file. */
+  logMaxBytes?: number;
+  /** cgroup parent of all machines; default `/hangar`. */
+  cgroupParent?: string;
+  /** How long `start` waits for the container to run (default 10 s). */
+  startTimeoutMs?: number;
+}
+
+type Status = 'created' | 'running' | 'paused' | 'exited';
+
+interface RunState {
+  seq: number;
+  startedMono: number;
+  shimPid: number;
+  watcher?: FSWatcher;
+  poll?: NodeJS.Timeout;
+  /** Resolved with the init pid, or rejected when the container ended before it ran. */
+  onStarted?: { resolve: (pid: number) => void; reject: (exit: ExitInfo) => void };
+  ended: boolean;
+}
+
+interface CrunMachine {
+  id: string;
+  spec: AgentMachineSpec;
+  dir: string;
+  image: DriverImage;
+  network: DriverNetwork;
+  status: Status;
+  pid?: number;
+  exit?: ExitInfo;
+  run?: RunState;
+  stopRequested: boolean;
+  stopWaiter?: (exit: ExitInfo) => void;
+  destroyed: boolean;
+  /** Cleanup after the last run (unmount); `start` and `destroy` wait for it. */
+  settling: Promise<void>;
+  execs: Set<() => void>;
+}
+
+interface SavedMachine {
+  spec: AgentMachineSpec;
+  image: DriverImage;
+  network: DriverNetwork;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class CrunDriver implements Driver {
+  readonly name = 'crun';
+  readonly capabilities: DriverCapabilities = { suspend: true, exec: true, signal: true, ps: true };
+  readonly runtime: OciRuntime;
+  private readonly machines = new Map<string, CrunMachine>();
+  private readonly machinesDir: string;
+  private readonly logger: Logger;
+  private readonly tini: string;
+  private readonly cgroupParent: string;
+  private readonly logMaxBytes: number;
+  private readonly startTimeoutMs: number;
+  private listener: ((id: string, exit: ExitInfo) => void) | undefined;
+  private closed = false;
+  private runSeq = 0;
+  private readonly rotation: NodeJS.Timeout;
+
+  constructor(private readonly options: CrunDriverOptions) {
+    const bin = findRuntime(options.runtime);
+    if (!bin) {
+      throw new HangarError('failed_precondition', `no OCI runtime found (${options.runtime ?? 'crun or runc'}); run \`hangar host setup\` to install crun, or use --driver fake`);
+    }
+    this.runtime = new OciRuntime(bin, join(options.dataDir, 'runtime'));
+    this.machinesDir = join(options.dataDir, 'machines');
+    this.logger = (options.logger ?? silentLogger).child({ driver: 'crun' });
+    this.tini = options.tini ?? '/usr/bin/tini-static';
+    this.cgroupParent = options.cgroupParent ?? '/hangar';
+    this.logMaxBytes = options.logMaxBytes ?? 10 * 1024 * 1024;
+    this.startTimeoutMs = options.startTimeoutMs ?? 10_000;
+    this.rotation = setInterval(() => void this.rotateLogs(), 10_000);
+    this.rotation.unref();
+  }
+
+  /** crun or runc: the binary in use. */
+  get runtimeName(): string {
+    return this.runtime.name;
+  }
+
+  // ---- create ----------------------------------------------------------------------------------
+
+  async create(spec: AgentMachineSpec): Promise<{ privateIp: string }> {
+    this.assertOpen();
+    const existing = this.machines.get(spec.id);
+    if (existing && (existing.status === 'running' || existing.status === 'paused')) {
+      throw new HangarError('failed_precondition', `machine ${spec.id} is ${existing.status}; stop it before preparing a new version`);
+    }
+    const image = await this.options.images.resolve(spec.config.image);
+    const network = existing?.network ?? await this.options.network.attach({ machineId: spec.id, orgId: spec.org_id, appName: spec.app_name });
+    const dir = join(this.machinesDir, spec.id);
+    await Promise.all(['bundle', 'run', 'logs', 'etc'].map((d) => mkdir(join(dir, d), { recursive: true })));
+    await Promise.all([
+      writeFile(join(dir, 'etc', 'hosts'), hostsFile(spec, network)),
+      writeFile(join(dir, 'etc', 'resolv.conf'), resolvConf(spec, network.dnsServer)),
+      writeFile(join(dir, 'etc', 'hostname'), `${spec.id}\n`),
+      writeFile(join(dir, 'machine.json'), JSON.stringify({ spec, image, network } satisfies SavedMachine)),
+    ]);
+    if (existing) {
+      existing.spec = spec;
+      existing.image = image;
+    } else {
+      this.machines.set(spec.id, this.newMachine({ spec, image, network }, 'created'));
+    }
+    return { privateIp: network.ipv6 };
+  }
+
+  // ---- start -----------------------------------------------------------------------------------
+
+  async start(id: string): Promise<void> {
+    const m = this.get(id);
+    if (m.status === 'running') return;
+    if (m.status === 'paused') await this.stop(id, { signal: SIGNALS.SIGKILL, timeoutMs: 0 });
+    await m.settling;
+    const argv = machineArgv(m.spec, m.image.config);
+    if (argv.length === 0) {
+      throw new HangarError('failed_precondition', `machine ${id}: nothing to run: image ${m.image.name} has no Entrypoint or Cmd and config.init sets none`);
+    }
+    const paths = this.paths(m);
+    const rootfs = await this.options.images.mountRootfs(m.dir, m.image.rootfsDir);
+    let config;
+    try {
+      await writeMachineFiles(rootfs, m.spec.config.files);
+      const user = await resolveUser(rootfs, m.image.config.User);
+      config = buildOciSpec({
+        spec: m.spec, image: m.image, network: m.network, user, cgroupParent: this.cgroupParent,
+        paths: { rootfs, tini: this.tini, resolvConf: join(m.dir, 'etc', 'resolv.conf'), hosts: join(m.dir, 'etc', 'hosts'), hostname: join(m.dir, 'etc', 'hostname') },
+      });
+      if (!(await findExecutable(rootfs, argv[0]!, config.process.env))) {
+        throw new HangarError('failed_precondition', `machine ${id}: cannot start: ${JSON.stringify(argv[0])} was not found in image ${m.image.name} (PATH ${config.process.env.find((e) => e.startsWith('PATH='))?.slice(5) ?? ''}); fix config.init or the image's entrypoint`);
+      }
+      await Promise.all([
+        writeFile(join(paths.bundle, 'config.json'), JSON.stringify(config)),
+        rm(paths.pid, { force: true }),
+        rm(paths.exitCode, { force: true }),
+      ]);
+    } catch (err) {
+      await this.options.images.unmountRootfs(m.dir).catch(() => {});
+      throw err;
+    }
+    void rotateIfNeeded(paths.stdout, this.logMaxBytes).catch(() => {});
+    void rotateIfNeeded(paths.stderr, this.logMaxBytes).catch(() => {});
+
+    const run: RunState = { seq: ++this.runSeq, startedMono: monotonicUsec(), shimPid: 0, ended: false };
+    m.run = run;
+    m.stopRequested = false;
+    delete m.exit;
+    const started = new Promise<number>((resolve, reject) => (run.onStarted = { resolve, reject }));
+    this.watchRun(m, run);
+    try {
+      run.shimPid = this.runtime.launchShim({ id, bundle: paths.bundle, runDir: paths.runDir, stdoutFile: paths.stdout, stderrFile: paths.stderr });
+    } catch (err) {
+      this.endWatch(run);
+      await this.options.images.unmountRootfs(m.dir).catch(() => {});
+      throw err;
+    }
+    m.status = 'running';
+    void writeFile(join(paths.runDir, 'run.json'), JSON.stringify({ started_mono: run.startedMono, started_at: Date.now(), shim_pid: run.shimPid })).catch(() => {});
+    const timer = setTimeout(() => run.onStarted?.reject({ exit_code: -1, signal: 0, oom_killed: false, requested_stop: false, exited_at: Date.now() }), this.startTimeoutMs);
+    try {
+      m.pid = await started;
+    } catch (exit) {
+      const info = exit as ExitInfo;
+      if (info.exit_code === -1) {
+        // Timed out: tear the attempt down.
+        await this.kill(m);
+      }
+      await m.settling;
+      m.status = 'exited';
+      const stderr = await tailOf(paths.stderr, 600);
+      throw new HangarError('failed_precondition', `machine ${id} failed to start${info.exit_code === -1 ? ` within ${this.startTimeoutMs} ms` : ` (exit code ${info.exit_code})`}${stderr ? `: ${stderr}` : ''}`);
+    } finally {
+      clearTimeout(timer);
+      delete run.onStarted;
+    }
+  }
+
+  /** fs.watch on run/ plus a poll: notices the pid file (started) and the exit-code file (ended). */
+  private watchRun(m: CrunMachine, run: RunState): void {
+    const check = () => void this.checkRun(m, run);
+    try {
+      run.watcher = watch(join(m.dir, 'run'), check);
+      run.watcher.on('error', () => {});
+    } catch {
+      // poll only
+    }
+    let polls = 0;
+    const tick = () => {
+      if (run.ended) return;
+      polls++;
+      check();
+      // Fast polling while starting (fs.watch fallback), then once a second.
+      run.poll = setTimeout(tick, run.onStarted && polls < 200 ? 5 : 1000);
+      run.poll.unref?.();
+    };
+    run.poll = setTimeout(tick, 5);
+    check();
+  }
+
+  private endWatch(run: RunState): void {
+    run.ended = true;
+    run.watcher?.close();
+    if (run.poll) clearTimeout(run.poll);
+  }
+
+  private async checkRun(m: CrunMachine, run: RunState): Promise<void> {
+    if (run.ended || m.run !== run) return;
+    const paths = this.paths(m);
+    if (run.onStarted) {
+      const pid = Number((await readFile(paths.pid, 'utf8').catch(() => '')).trim());
+      if (pid > 0 && run.onStarted) run.onStarted.resolve(pid);
+    }
+    const text = await readFile(paths.exitCode, 'utf8').catch(() => undefined);
+    if (run.ended || m.run !== run) return;
+    if (text !== undefined && text.endsWith('\n')) {
+      const mtime = await stat(paths.exitCode).then((s) => s.mtimeMs, () => Date.now());
+      this.ended(m, run, Number(text.trim()), Math.round(mtime));
+      return;
+    }
+    // The shim died without writing the file (killed, or the host rebooted): the run is over when
+    // the container is gone too.
+    if (run.shimPid && !processAlive(run.shimPid) && !processAlive(m.pid)) {
+      const again = await readFile(paths.exitCode, 'utf8').catch(() => undefined);
+      if (run.ended || m.run !== run) return;
+      if (again?.endsWith('\n')) this.ended(m, run, Number(again.trim()), Date.now());
+      else {
+        this.logger.warn('machine shim vanished without an exit status', { machine: m.id });
+        await this.runtime.exec(['delete', '--force', m.id]);
+        this.ended(m, run, 137, Date.now());
+      }
+    }
+  }
+
+  /** One run ended with `code`: record it, unmount, answer a waiting stop or report to onExit. */
+  private ended(m: CrunMachine, run: RunState, code: number, exitedAt: number): void {
+    if (run.ended) return;
+    this.endWatch(run);
+    const signal = code > 128 && code <= 128 + 64 ? code - 128 : 0;
+    const oom = signal === SIGNALS.SIGKILL && oomKilledSince(`${this.cgroupParent}/${m.id}`, run.startedMono - 5000);
+    const exit: ExitInfo = { exit_code: code, signal, oom_killed: oom, requested_stop: m.stopRequested, exited_at: exitedAt };
+    m.status = 'exited';
+    m.exit = exit;
+    delete m.pid;
+    for (const cancel of m.execs) cancel();
+    m.settling = this.options.images.unmountRootfs(m.dir).catch((err) => this.logger.warn('could not unmount a machine rootfs', { machine: m.id, err: String(err) }));
+    if (run.onStarted) {
+      run.onStarted.reject(exit);
+      return;
+    }
+    const waiter = m.stopWaiter;
+    delete m.stopWaiter;
+    if (waiter) waiter(exit);
+    else if (!m.destroyed && this.machines.get(m.id) === m) this.listener?.(m.id, exit);
+  }
+
+  // ---- stop / signal / suspend -----------------------------------------------------------------
+
+  async stop(id: string, options: StopOptions): Promise<ExitInfo> {
+    const m = this.get(id);
+    if (m.status !== 'running' && m.status !== 'paused') {
+      await m.settling;
+      return m.exit ? { ...m.exit, requested_stop: true } : { exit_code: 0, signal: 0, oom_killed: false, requested_stop: true, exited_at: Date.now() };
+    }
+    m.stopRequested = true;
+    const exited = new Promise<ExitInfo>((resolve) => (m.stopWaiter = resolve));
+    if (m.status === 'paused') {
+      // A frozen workload cannot handle a signal: stopping a suspended machine discards it.
+      await this.kill(m);
+    } else {
+      this.sendSignal(m, options.signal);
+      const timedOut = Symbol('timeout');
+      let timer: NodeJS.Timeout | undefined;
+      const first = await Promise.race([exited, new Promise<symbol>((r) => (timer = setTimeout(() => r(timedOut), options.timeoutMs)))]);
+      clearTimeout(timer);
+      if (first === timedOut) await this.kill(m);
+    }
+    const exit = await Promise.race([exited, sleep(10_000).then(() => undefined)]);
+    if (!exit) throw new HangarError('unknown', `machine ${id} did not exit within 10 s of SIGKILL`);
+    await m.settling;
+    return { ...exit, requested_stop: true };
+  }
+
+  /** SIGKILL to the whole container (thawing it if frozen) and wait for the shim to notice. */
+  private async kill(m: CrunMachine): Promise<void> {
+    if (m.status === 'paused') {
+      await this.runtime.exec(['kill', m.id, 'KILL']);
+      await this.runtime.exec(['resume', m.id]);
+    } else {
+      this.sendSignal(m, SIGNALS.SIGKILL);
+    }
+    const run = m.run;
+    for (let i = 0; i < 400 && run && !run.ended; i++) {
+      await sleep(5);
+      if (i % 20 === 19) void this.checkRun(m, run);
+    }
+  }
+
+  /** Signals the container's init (tini, which forwards to the app's process group). */
+  private sendSignal(m: CrunMachine, signal: number): void {
+    if (!m.pid) return;
+    try {
+      process.kill(m.pid, signal);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+    }
+  }
+
+  async signal(id: string, signal: number): Promise<void> {
+    const m = this.get(id);
+    if (m.status !== 'running' && m.status !== 'paused') throw new HangarError('failed_precondition', `machine ${id} is not running`);
+    if (m.status === 'paused' && signal === SIGNALS.SIGKILL) {
+      await this.runtime.exec(['kill', m.id, 'KILL']);
+      await this.runtime.exec(['resume', m.id]);
+      return;
+    }
+    this.sendSignal(m, signal);
+  }
+
+  async suspend(id: string): Promise<void> {
+    const m = this.get(id);
+    if (m.status !== 'running') throw new HangarError('failed_precondition', `machine ${id} is not running`);
+    await this.runtime.must(['pause', id], `pause of machine ${id}`);
+    m.status = 'paused';
+  }
+
+  async resume(id: string): Promise<void> {
+    const m = this.get(id);
+    if (m.status !== 'paused') throw new HangarError('failed_precondition', `machine ${id} is not suspended`);
+    await this.runtime.must(['resume', id], `resume of machine ${id}`);
+    if (m.status === 'paused') m.status = 'running';
+  }
+
+  // ---- exec / ps / logs --------------------------------------------------------------------------
+
+  async exec(id: string, options: ExecOptions): Promise<ExecResponse> {
+    const m = this.get(id);
+    if (m.status !== 'running') throw new HangarError('failed_precondition', `machine ${id} is not running`);
+    const pidFile = join(m.dir, 'run', `exec-${process.pid}-${++this.runSeq}.pid`);
+    const child = spawn(this.runtime.bin, ['--root', this.runtime.root, 'exec', '--pid-file', pidFile, id, ...options.command], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.stdin.on('error', () => {});
+    child.stdin.end(options.stdin ?? '');
+    let timedOut = false;
+    const killInside = async () => {
+      const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+      if (pid > 0) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      child.kill('SIGKILL');
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      void killInside();
+    }, options.timeoutMs);
+    const cancel = () => void killInside();
+    m.execs.add(cancel);
+    try {
+      const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+        child.on('error', reject);
+        child.on('close', (c, s) => resolve([c, s]));
+      });
+      const stdout = Buffer.concat(out).toString('utf8');
+      let stderr = Buffer.concat(err).toString('utf8');
+      if (timedOut) return { stdout, stderr, exit_code: 124, exit_signal: SIGNALS.SIGKILL };
+      let exitCode = code ?? 128 + (signal ? (SIGNALS as Record<string, number>)[signal] ?? 0 : 0);
+      // crun answers 255 when the command cannot be executed; shells answer 127 (not found) / 126.
+      if (exitCode === 255 && /executable file .* not found|No such file or directory/.test(stderr)) {
+        exitCode = 127;
+        stderr = stderr.replace(/^.*?(executable file)/m, '$1');
+      } else if (exitCode === 255 && /Permission denied/.test(stderr)) exitCode = 126;
+      return { stdout, stderr, exit_code: exitCode, exit_signal: exitCode > 128 && exitCode <= 192 ? exitCode - 128 : 0 };
+    } finally {
+      clearTimeout(timer);
+      m.execs.delete(cancel);
+      void rm(pidFile, { force: true });
+    }
+  }
+
+  async ps(id: string): Promise<ProcessStat[]> {
+    const m = this.get(id);
+    if (m.status !== 'running' && m.status !== 'paused') throw new HangarError('failed_precondition', `machine ${id} is not running`);
+    const pids = (await cgroupPids(`${this.cgroupParent}/${id}`)) ?? (m.pid ? [m.pid] : []);
+    return processStats(pids);
+  }
+
+  /** Optional capability: the machine's stdout/stderr (see `logs.ts`). */
+  readLogs(id: string, options: ReadLogsOptions = {}): AsyncGenerator<LogLine> {
+    const m = this.get(id);
+    const paths = this.paths(m);
+    return readLogFiles({ stdout: paths.stdout, stderr: paths.stderr }, options);
+  }
+
+  // ---- inspect / destroy / recover -------------------------------------------------------------
+
+  async inspect(id: string): Promise<DriverStatus> {
+    const m = this.machines.get(id);
+    if (!m) return { state: 'absent' };
+    switch (m.status) {
+      case 'created':
+        return { state: 'created' };
+      case 'running':
+        return m.pid ? { state: 'running', pid: m.pid } : { state: 'running' };
+      case 'paused':
+        return { state: 'paused' };
+      case 'exited':
+        return { state: 'exited', exit: m.exit! };
+    }
+  }
+
+  async destroy(id: string): Promise<void> {
+    this.assertOpen();
+    const m = this.machines.get(id);
+    const dir = join(this.machinesDir, id);
+    if (m) {
+      m.destroyed = true;
+      delete m.stopWaiter;
+      if (m.status === 'running' || m.status === 'paused') {
+        m.stopRequested = true;
+        await this.kill(m);
+      }
+      if (m.run) this.endWatch(m.run);
+      await m.settling;
+    }
+    if (!m || m.status === 'running' || m.status === 'paused') await this.runtime.remove(id);
+    if (m || existsSync(dir)) {
+      await this.options.images.unmountRootfs(dir).catch(() => {});
+      for (const mount of await mountsUnder(dir)) await unmount(mount);
+    }
+    await this.options.network.detach(id);
+    await rm(dir, { recursive: true, force: true });
+    this.machines.delete(id);
+  }
+
+  onExit(listener: (id: string, exit: ExitInfo) => void): void {
+    this.listener = listener;
+  }
+
+  async recover(known: AgentMachineSpec[]): Promise<Map<string, DriverStatus>> {
+    this.assertOpen();
+    const knownIds = new Set(known.map((s) => s.id));
+    const containers = new Map((await this.runtime.list()).map((c) => [c.id, c]));
+    const dirs = await readdir(this.machinesDir).catch(() => [] as string[]);
+    for (const id of new Set([...dirs, ...containers.keys(), ...this.machines.keys()])) {
+      if (knownIds.has(id)) continue;
+      this.logger.info('removing a machine the agent does not know', { machine: id });
+      if (!this.machines.has(id) && containers.has(id)) await this.runtime.remove(id);
+      await this.destroy(id);
+    }
+    await this.options.network.recover(knownIds);
+    const result = new Map<string, DriverStatus>();
+    for (const spec of known) {
+      if (!this.machines.has(spec.id)) await this.reattach(spec, containers.get(spec.id));
+      const m = this.machines.get(spec.id);
+      if (m) m.spec = spec;
+      result.set(spec.id, await this.inspect(spec.id));
+    }
+    return result;
+  }
+
+  /** Rebuilds the in-memory machine of a previous agent from its directory and the runtime's list. */
+  private async reattach(spec: AgentMachineSpec, container: { pid: number; status: string } | undefined): Promise<void> {
+    const dir = join(this.machinesDir, spec.id);
+    const saved = await readFile(join(dir, 'machine.json'), 'utf8').then((t) => JSON.parse(t) as SavedMachine, () => undefined);
+    if (!saved) {
+      if (container) await this.runtime.remove(spec.id);
+      return;
+    }
+    const m = this.newMachine({ ...saved, spec }, 'created');
+    this.machines.set(spec.id, m);
+    const paths = this.paths(m);
+    const runInfo = await readFile(join(paths.runDir, 'run.json'), 'utf8').then((t) => JSON.parse(t) as { started_mono: number; shim_pid: number }, () => undefined);
+    if (container && (container.status === 'running' || container.status === 'paused') && runInfo) {
+      const run: RunState = { seq: ++this.runSeq, startedMono: runInfo.started_mono, shimPid: runInfo.shim_pid, ended: false };
+      m.run = run;
+      m.pid = container.pid;
+      m.status = container.status === 'paused' ? 'paused' : 'running';
+      this.watchRun(m, run);
+      return;
+    }
+    if (container) await this.runtime.remove(spec.id);
+    const code = await readFile(paths.exitCode, 'utf8').catch(() => undefined);
+    if (code?.endsWith('\n')) {
+      const mtime = await stat(paths.exitCode).then((s) => s.mtimeMs, () => Date.now());
+      const n = Number(code.trim());
+      const signal = n > 128 && n <= 192 ? n - 128 : 0;
+      const oom = signal === SIGNALS.SIGKILL && runInfo !== undefined && oomKilledSince(`${this.cgroupParent}/${spec.id}`, runInfo.started_mono - 5000);
+      m.status = 'exited';
+      m.exit = { exit_code: n, signal, oom_killed: oom, requested_stop: false, exited_at: Math.round(mtime) };
+    } else if (runInfo) {
+      // It ran and left no status: the host rebooted or the shim was killed with it.
+      m.status = 'exited';
+      m.exit = { exit_code: 137, signal: SIGNALS.SIGKILL, oom_killed: false, requested_stop: false, exited_at: Date.now() };
+    }
+    m.settling = this.options.images.unmountRootfs(dir).catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.rotation);
+    for (const m of this.machines.values()) {
+      if (m.run) this.endWatch(m.run);
+      for (const cancel of m.execs) cancel();
+    }
+    this.listener = undefined;
+    await this.options.network.close();
+  }
+
+  // ---- helpers -----------------------------------------------------------------------------------
+
+  private newMachine(saved: SavedMachine, status: Status): CrunMachine {
+    return {
+      id: saved.spec.id, spec: saved.spec, image: saved.image, network: saved.network, status,
+      dir: join(this.machinesDir, saved.spec.id), stopRequested: false, destroyed: false, settling: Promise.resolve(), execs: new Set(),
+    };
+  }
+
+  private paths(m: CrunMachine) {
+    const runDir = join(m.dir, 'run');
+    return {
+      bundle: join(m.dir, 'bundle'),
+      runDir,
+      pid: join(runDir, 'pid'),
+      exitCode: join(runDir, 'exit-code'),
+      stdout: join(m.dir, 'logs', 'stdout.log'),
+      stderr: join(m.dir, 'logs', 'stderr.log'),
+    };
+  }
+
+  private get(id: string): CrunMachine {
+    this.assertOpen();
+    const m = this.machines.get(id);
+    if (!m) throw new HangarError('not_found', `machine ${id} not found on this host`);
+    return m;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new HangarError('unavailable', 'crun driver is closed');
+  }
+
+  private async rotateLogs(): Promise<void> {
+    for (const m of this.machines.values()) {
+      if (m.status !== 'running') continue;
+      const p = this.paths(m);
+      await rotateIfNeeded(p.stdout, this.logMaxBytes).catch(() => {});
+      await rotateIfNeeded(p.stderr, this.logMaxBytes).catch(() => {});
+    }
+  }
+}
+
+async function unmount(path: string): Promise<void> {
+  await new Promise<void>((resolve) => spawn('umount', ['-l', path], { stdio: 'ignore' }).on('close', () => resolve()).on('error', () => resolve()));
+}
+
+async function tailOf(file: string, max: number): Promise<string> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text.slice(-max).trim().split('\n').slice(-5).join(' | ');
+}

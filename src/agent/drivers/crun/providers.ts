@@ -1,0 +1,43 @@
+/**
+ * The two things the crun driver needs from the rest of the agent, as small interfaces: images
+ * (`src/agent/images/`) and the host network (`src/agent/network/`). The driver never imports those
+ * modules directly; `crun-driver-factory.ts` adapts them. Stand-ins for tests and for hosts without
+ * the real modules live in `standins.ts`.
+ * @module
+ */
+import type { ImageRef } from '../../../api-types/machine.js';
+import type { ImageConfig } from './oci-spec.js';
+
+export interface DriverImage {
+  name: string;
+  digest: string;
+  imageRef: ImageRef;
+  config: ImageConfig;
+  /** Unpacked, shared, read-only lower dir. */
+  rootfsDir: string;
+}
+
+export interface ImageProvider {
+  resolve(image: string, options?: { signal?: AbortSignal }): Promise<DriverImage>;
+  /** Mounts an overlay with a fresh upper dir at a path under `machineDir`; answers the merged path. */
+  mountRootfs(machineDir: string, lowerDir: string): Promise<string>;
+  /** Idempotent. */
+  unmountRootfs(machineDir: string): Promise<void>;
+}
+
+export interface DriverNetwork {
+  netnsPath?: string;
+  ipv6: string;
+  ipv4?: string;
+  gateway6?: string;
+  gateway4?: string;
+  dnsServer?: string;
+}
+
+export interface NetworkProvider {
+  attach(machine: { machineId: string; orgId: number; appName: string }): Promise<DriverNetwork>;
+  detach(machineId: string): Promise<void>;
+  /** Removes whatever belongs to ids not in `known`. */
+  recover(known: Set<string>): Promise<void>;
+  close(): Promise<void>;
+}
