@@ -200,7 +200,9 @@ export class RegistryClient {
   }
 
   private async authorize(target: RepoTarget, challenge: string, signal: AbortSignal): Promise<string> {
-    const creds = this.options.credentials?.[target.registry];
+    const all = this.options.credentials ?? {};
+    const creds = all[target.registry] ??
+      (target.registry === 'registry-1.docker.io' ? all['docker.io'] ?? all['index.docker.io'] : undefined);
     const basic = creds ? `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}` : undefined;
     const scheme = challenge.split(' ', 1)[0]!.toLowerCase();
     if (scheme === 'basic') {
