@@ -171,8 +171,15 @@ export class HostNetwork {
       const net = this.describe(a);
       const port = this.portOf(a);
       const hostLines: string[] = [];
-      if (!existsSync(net.netnsPath)) hostLines.push(`netns add ${net.netnsName}`);
-      if (!existsSync(`/sys/class/net/${a.vethName}`)) hostLines.push(`link add ${a.vethName} type veth peer name eth0 netns ${net.netnsName}`);
+      const hasNetns = existsSync(net.netnsPath);
+      let hasVeth = existsSync(`/sys/class/net/${a.vethName}`);
+      if (!hasNetns && hasVeth) {
+        // A leftover whose namespace is gone (or still being destroyed by the kernel): replace it.
+        hostLines.push(`link del ${a.vethName}`);
+        hasVeth = false;
+      }
+      if (!hasNetns) hostLines.push(`netns add ${net.netnsName}`);
+      if (!hasVeth) hostLines.push(`link add ${a.vethName} type veth peer name eth0 netns ${net.netnsName}`);
       hostLines.push(`link set ${a.vethName} master ${this.bridge} up`);
       let nftScript = portElementsScript(this.table, 'add', port);
       if (!this.orgChains.has(a.orgId)) nftScript = `${orgChainScript(this.table, a.orgId)}\n${nftScript}`;
