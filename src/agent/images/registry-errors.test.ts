@@ -164,6 +164,33 @@ describe('ImageStore against broken and unusual registries', { skip, timeout: 60
     await rejectsWith(newStore('wrongdigest').resolve(`${host}/app@${wrong}`), 'unavailable', /answered manifest sha256:[0-9a-f]+ .* when asked for sha256:0+/);
   });
 
+  it('basic credentials: refused without them (invalid_argument), pulled with them', { timeout: 15_000 }, async () => {
+    let host = '';
+    const inner = layoutRegistry(image, { host: () => host });
+    const expected = `Basic ${Buffer.from('alice:s3cret').toString('base64')}`;
+    const s = await serve((req, res) => {
+      if (req.headers.authorization !== expected) res.writeHead(401, { 'www-authenticate': 'Basic realm="fake"' }).end();
+      else inner(req, res);
+    });
+    host = s.host;
+    servers.push(s.server);
+    await rejectsWith(newStore('basic-none').resolve(`${host}/app:v1`), 'invalid_argument', /refused to serve .* \(HTTP 401\).*credentials/);
+    const store = new ImageStore({ dir: join(dir, 'basic'), logger: silentLogger, credentials: { [host]: { username: 'alice', password: 's3cret' } } });
+    assert.equal((await store.resolve(`${host}/app:v1`)).digest, image.manifestDigest);
+  });
+
+  it('an aborted resolve stops waiting at once and leaves nothing behind', { timeout: 10_000 }, async () => {
+    const { server, host } = await serve(() => {});
+    servers.push(server);
+    const ac = new AbortController();
+    const store = new ImageStore({ dir: join(dir, 'abort'), logger: silentLogger });
+    const started = Date.now();
+    setTimeout(() => ac.abort(new Error('machine destroyed')), 100);
+    await assert.rejects(store.resolve(`${host}/app:v1`, { signal: ac.signal }), /machine destroyed/);
+    assert.ok(Date.now() - started < 2000);
+    assertNoPartialState('abort');
+  });
+
   it('parses WWW-Authenticate challenges', () => {
     assert.deepEqual(parseChallenge('realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull"'),
       { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:library/nginx:pull' });
