@@ -87,7 +87,8 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
         return;
       } catch (err) {
         if (closing.signal.aborted) return;
-        logger.warn('agent not reachable yet; retrying', { url: agent.url, err: String(err instanceof Error ? err.message : err) });
+        // The first few misses are normal: `hangar up` starts the agent and the server together.
+        if (delay >= 1000) logger.warn('agent not reachable yet; retrying', { url: agent.url, err: String(err instanceof Error ? err.message : err) });
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 2000);
       }
