@@ -68,7 +68,9 @@ export function formatError(thrown: unknown, context: HintContext, debug: boolea
   const err = thrown instanceof HangarError ? thrown : toHangarError(thrown);
   const lines = [`Error: ${err.message}`];
   const hint = hintFor(err, context);
-  if (hint) lines.push(`Hint: ${hint}`);
+  // The API's messages already carry a fix for API users; don't repeat the same command as a hint.
+  const suggested = hint && /`([^`]+)`/.exec(hint)?.[1];
+  if (hint && !(suggested && err.message.includes(suggested))) lines.push(`Hint: ${hint}`);
   if (debug) {
     lines.push(`code: ${err.code}`);
     if (err instanceof HangarApiError) {
