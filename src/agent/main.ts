@@ -2,7 +2,7 @@
  * `hangar agent`: runs this host's agent until SIGINT/SIGTERM. The only agent file that reads argv
  * and the environment.
  *
- *   hangar agent [--data-dir DIR] [--listen HOST:PORT] [--region CODE] [--driver fake]
+ *   hangar agent [--data-dir DIR] [--listen HOST:PORT] [--region CODE] [--driver fake|crun|runc]
  *                [--host-id ID] [--token-file FILE]
  *
  * The agent token is read from `--token-file` (default `<data-dir>/agent-token`); when that file does

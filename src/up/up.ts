@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { crunProblems } from '../agent/drivers/crun/prerequisites.js';
 import { writeCliConfig } from '../cli/config.js';
 import { createLogger } from '../core/logger.js';
 import { bootstrap } from '../server/bootstrap.js';
@@ -19,7 +20,7 @@ import {
   DEFAULT_AGENT_LISTEN, DEFAULT_API_LISTEN, DEFAULT_REGION, defaultDataDir, parseListen, parseRegion, parseRoleArgs, UsageError,
 } from './role-options.js';
 
-const DRIVERS = ['fake'] as const;
+const DRIVERS = ['crun', 'runc', 'fake'] as const;
 const MAIN_JS = fileURLToPath(new URL('../main.js', import.meta.url));
 
 export async function runUp(args: string[]): Promise<number> {
@@ -34,14 +35,12 @@ export async function runUp(args: string[]): Promise<number> {
   const apiListen = parseListen('api-listen', flags['api-listen'] ?? DEFAULT_API_LISTEN);
   const agentListen = parseListen('agent-listen', flags['agent-listen'] ?? DEFAULT_AGENT_LISTEN);
   const region = parseRegion(flags.region ?? DEFAULT_REGION);
-  const driver = flags.driver;
-  if (driver === undefined) {
-    throw new UsageError(
-      'hangar up: no machine driver given. The container driver (crun) is not built yet; to run the API with the fake driver, ' +
-        'which records machines but runs nothing, use `hangar up --driver fake`',
-    );
-  }
+  const driver = flags.driver ?? defaultDriver();
   if (!(DRIVERS as readonly string[]).includes(driver)) throw new UsageError(`--driver: unknown driver ${JSON.stringify(driver)}; available: ${DRIVERS.join(', ')}`);
+  if (driver !== 'fake' && flags.driver !== undefined) {
+    const problems = crunProblems();
+    if (problems.length > 0) throw new UsageError(`hangar up --driver ${driver}: this host cannot run containers: ${problems.join('; ')}. Run \`hangar host setup\` (as root), or use \`--driver fake\``);
+  }
 
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const logger = createLogger({ component: 'api' });
@@ -84,6 +83,14 @@ export async function runUp(args: string[]): Promise<number> {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  // A second Ctrl-C while shutting down means "now": take the agent down hard rather than orphan it.
+  const forceQuit = () => {
+    process.stderr.write('hangar: forced exit\n');
+    agent.kill();
+    process.exit(130);
+  };
+  process.once('SIGINT', forceQuit);
+  process.once('SIGTERM', forceQuit);
   say('hangar: shutting down ...');
   await server.close();
   await agent.stop();
@@ -91,8 +98,18 @@ export async function runUp(args: string[]): Promise<number> {
   return 0;
 }
 
+/** crun when this host can run containers (as `hangar host check` would say); otherwise a clear way out. */
+function defaultDriver(): string {
+  const problems = crunProblems();
+  if (problems.length === 0) return 'crun';
+  throw new UsageError(
+    `hangar up: machines run as crun containers by default, but this host is not ready: ${problems.join('; ')}. ` +
+      'Run `hangar host setup` as root to prepare it, or run `hangar up --driver fake` for an API whose machines only pretend to run',
+  );
+}
+
 /** Runs the agent as a child process, restarting it (with backoff) if it dies on its own. */
-function superviseAgent(args: string[]): { stop(): Promise<void> } {
+function superviseAgent(args: string[]): { stop(): Promise<void>; kill(): void } {
   let child: ChildProcess | undefined;
   let stopping = false;
   let restarts = 0;
@@ -109,6 +126,10 @@ function superviseAgent(args: string[]): { stop(): Promise<void> } {
   };
   launch();
   return {
+    kill: () => {
+      stopping = true;
+      child?.kill('SIGKILL');
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         stopping = true;

@@ -40,6 +40,21 @@ export interface ExecOptions {
   timeoutMs: number;
 }
 
+/** One line of a machine's output, as `GET /agent/v1/machines/{id}/logs` answers it (NDJSON). */
+export interface LogLine {
+  timestamp: string;
+  stream: 'stdout' | 'stderr';
+  message: string;
+}
+
+export interface ReadLogsOptions {
+  /** Last N lines first (default 100; 0 = none). */
+  tail?: number;
+  /** Keep answering new lines until `signal` aborts. */
+  follow?: boolean;
+  signal?: AbortSignal;
+}
+
 export interface Driver {
   readonly name: string;
   readonly capabilities: DriverCapabilities;
@@ -66,4 +81,6 @@ export interface Driver {
    */
   recover(known: AgentMachineSpec[]): Promise<Map<string, DriverStatus>>;
   close(): Promise<void>;
+  /** Optional capability: the workload's stdout/stderr. Throws `not_found` for unknown ids. */
+  readLogs?(id: string, options: ReadLogsOptions): AsyncIterable<LogLine>;
 }

@@ -7,6 +7,7 @@
 import type { Logger } from '../../core/logger.js';
 import { HangarError } from '../../core/errors.js';
 import type { Driver } from './driver.js';
+import { createCrunDriver } from './crun/factory.js';
 import { FakeDriver } from './fake/fake-driver.js';
 
 export interface DriverFactoryOptions {
@@ -19,6 +20,9 @@ export type DriverFactory = (options: DriverFactoryOptions) => Driver;
 
 const factories = new Map<string, DriverFactory>([
   ['fake', (o) => new FakeDriver({ hostId: o.hostId })],
+  // OCI containers; crun, else runc (same driver, `--driver runc` forces runc).
+  ['crun', (o) => createCrunDriver({ dataDir: o.dataDir, hostId: o.hostId, logger: o.logger })],
+  ['runc', (o) => createCrunDriver({ dataDir: o.dataDir, hostId: o.hostId, logger: o.logger, runtime: 'runc' })],
 ]);
 
 export function registerDriver(name: string, factory: DriverFactory): void {

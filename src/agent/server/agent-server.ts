@@ -60,6 +60,30 @@ export function buildAgentRouter(options: AgentServerOptions): Router {
       return manager.exec(id(ctx), body);
     })
     .get('/agent/v1/machines/{id}/ps', (ctx) => manager.ps(id(ctx)))
+    .get('/agent/v1/machines/{id}/logs', async (ctx) => {
+      const machineId = id(ctx);
+      manager.get(machineId);
+      const driver = manager.driver;
+      if (!driver.readLogs) throw new HangarError('failed_precondition', `the ${driver.name} driver keeps no machine logs`);
+      const tail = queryInt(ctx.query, 'tail', 0, 100_000) ?? 100;
+      const follow = queryBool(ctx.query, 'follow') ?? false;
+      const abort = new AbortController();
+      ctx.res.once('close', () => abort.abort());
+      const lines = driver.readLogs(machineId, { tail, follow, signal: abort.signal })[Symbol.asyncIterator]();
+      // The first read may throw (unknown machine): before the headers go out, so it answers an error.
+      let next = await lines.next();
+      ctx.res.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+      ctx.res.flushHeaders();
+      try {
+        while (!next.done && !abort.signal.aborted) {
+          if (!ctx.res.write(`${JSON.stringify(next.value)}\n`)) await new Promise((r) => ctx.res.once('drain', r));
+          next = await lines.next();
+        }
+      } finally {
+        await lines.return?.();
+        ctx.res.end();
+      }
+    })
     .delete('/agent/v1/machines/{id}', (ctx) => manager.destroy(id(ctx), queryBool(ctx.query, 'force') ?? false))
     .get('/agent/v1/events', (ctx) => {
       streams.serve(ctx.res, queryInt(ctx.query, 'after', 0, Number.MAX_SAFE_INTEGER));

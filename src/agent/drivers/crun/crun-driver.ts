@@ -29,7 +29,7 @@ import type { Driver, DriverCapabilities, DriverStatus, ExecOptions, ExitInfo, S
 import { type LogLine, readLogFiles, type ReadLogsOptions, rotateIfNeeded } from './logs.js';
 import { buildOciSpec, hostsFile, machineArgv, resolvConf } from './oci-spec.js';
 import { cgroupPids, monotonicUsec, oomKilledSince, processAlive, processStats } from './procfs.js';
-import type { DriverImage, DriverNetwork, ImageProvider, NetworkProvider } from './providers.js';
+import type { DriverImage, DriverNetwork, ImageProvider, NetworkMachine, NetworkProvider } from './providers.js';
 import { findExecutable, resolveUser, writeMachineFiles } from './rootfs.js';
 import { findRuntime, OciRuntime } from './runtime.js';
 import { mountsUnder } from './standins.js';
@@ -136,7 +136,7 @@ export class CrunDriver implements Driver {
       throw new HangarError('failed_precondition', `machine ${spec.id} is ${existing.status}; stop it before preparing a new version`);
     }
     const image = await this.options.images.resolve(spec.config.image);
-    const network = existing?.network ?? await this.options.network.attach({ machineId: spec.id, orgId: spec.org_id, appName: spec.app_name });
+    const network = existing?.network ?? await this.options.network.attach(networkMachine(spec));
     const dir = join(this.machinesDir, spec.id);
     await Promise.all(['bundle', 'run', 'logs', 'etc'].map((d) => mkdir(join(dir, d), { recursive: true })));
     await Promise.all([
@@ -208,6 +208,7 @@ export class CrunDriver implements Driver {
     const timer = setTimeout(() => run.onStarted?.reject({ exit_code: -1, signal: 0, oom_killed: false, requested_stop: false, exited_at: Date.now() }), this.startTimeoutMs);
     try {
       m.pid = await started;
+      await this.waitForApp(m.pid, run);
     } catch (exit) {
       const info = exit as ExitInfo;
       if (info.exit_code === -1) {
@@ -221,6 +222,20 @@ export class CrunDriver implements Driver {
     } finally {
       clearTimeout(timer);
       delete run.onStarted;
+    }
+  }
+
+  /**
+   * The pid file appears when the container is created; the app runs once tini has forked it.
+   * Waiting for tini's child (a few ms at most) makes "started" mean the app's process exists, so
+   * a signal sent right after `start` reaches the app rather than a half-started container.
+   */
+  private async waitForApp(pid: number, run: RunState): Promise<void> {
+    const deadline = Date.now() + 2000;
+    while (Date.now() < deadline && !run.ended) {
+      const children = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => undefined);
+      if (children === undefined || children.trim() !== '') return;
+      await sleep(1);
     }
   }
 
@@ -507,7 +522,10 @@ export class CrunDriver implements Driver {
     for (const spec of known) {
       if (!this.machines.has(spec.id)) await this.reattach(spec, containers.get(spec.id));
       const m = this.machines.get(spec.id);
-      if (m) m.spec = spec;
+      if (m) {
+        m.spec = spec;
+        this.options.network.register?.(networkMachine(spec), m.network);
+      }
       result.set(spec.id, await this.inspect(spec.id));
     }
     return result;
@@ -601,6 +619,16 @@ export class CrunDriver implements Driver {
       await rotateIfNeeded(p.stderr, this.logMaxBytes).catch(() => {});
     }
   }
+}
+
+function networkMachine(spec: AgentMachineSpec): NetworkMachine {
+  const metadata = spec.config.metadata ?? {};
+  const group = metadata.fly_process_group ?? metadata.process_group;
+  return {
+    machineId: spec.id, orgId: spec.org_id, appName: spec.app_name, region: spec.region,
+    ...(group ? { processGroup: group } : {}),
+    skipDns: (spec.config.dns as { skip_registration?: boolean } | undefined)?.skip_registration === true,
+  };
 }
 
 async function unmount(path: string): Promise<void> {

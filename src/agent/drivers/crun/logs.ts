@@ -11,17 +11,9 @@
  */
 import { copyFile, open, stat, truncate } from 'node:fs/promises';
 
-export interface LogLine {
-  timestamp: string;
-  stream: 'stdout' | 'stderr';
-  message: string;
-}
+import type { LogLine, ReadLogsOptions } from '../driver.js';
 
-export interface ReadLogsOptions {
-  tail?: number;
-  follow?: boolean;
-  signal?: AbortSignal;
-}
+export type { LogLine, ReadLogsOptions };
 
 export async function rotateIfNeeded(file: string, maxBytes: number): Promise<boolean> {
   const info = await stat(file).catch(() => undefined);

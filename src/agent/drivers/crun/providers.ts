@@ -34,8 +34,22 @@ export interface DriverNetwork {
   dnsServer?: string;
 }
 
+export interface NetworkMachine {
+  machineId: string;
+  orgId: number;
+  appName: string;
+  region?: string;
+  processGroup?: string;
+  /** `config.dns.skip_registration`: no `.internal` records. */
+  skipDns?: boolean;
+}
+
 export interface NetworkProvider {
-  attach(machine: { machineId: string; orgId: number; appName: string }): Promise<DriverNetwork>;
+  /** Idempotent; also registers the machine's `.internal` DNS records. */
+  attach(machine: NetworkMachine): Promise<DriverNetwork>;
+  /** Re-registers DNS of a machine a previous agent attached (after a restart); optional. */
+  register?(machine: NetworkMachine, network: DriverNetwork): void;
+  /** Removes the namespace and frees the addresses (destroy). Idempotent. */
   detach(machineId: string): Promise<void>;
   /** Removes whatever belongs to ids not in `known`. */
   recover(known: Set<string>): Promise<void>;

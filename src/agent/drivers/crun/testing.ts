@@ -3,27 +3,21 @@
  * the stand-in providers, and conformance specs made of busybox commands.
  * @module
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AgentMachineSpec } from '../../../api-types/agent.js';
 import type { ConformanceSpecs } from '../driver.conformance.js';
 import { CrunDriver, type CrunDriverOptions } from './crun-driver.js';
-import { findRuntime } from './runtime.js';
+import { crunProblems } from './prerequisites.js';
 import { BusyboxImages, StandinNetwork } from './standins.js';
 
 /** Why crun tests cannot run here, or undefined when they can. */
 export function crunUnavailable(): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root';
-  if (!findRuntime()) return 'needs crun or runc';
-  if (!existsSync('/usr/bin/tini-static')) return 'needs tini-static';
-  if (!existsSync('/bin/busybox')) return 'needs busybox-static';
-  const v2 = '/sys/fs/cgroup/unified/cgroup.controllers';
-  if (existsSync(v2) && readFileSync(v2, 'utf8').trim() !== '' && findRuntime()?.endsWith('crun')) {
-    return 'hybrid cgroups with controllers on cgroup2: apply the hugetlb fix (hangar host setup)';
-  }
-  return undefined;
+  const problems = crunProblems();
+  if (!existsSync('/bin/busybox')) problems.push('busybox-static is missing');
+  return problems.length > 0 ? problems.join('; ') : undefined;
 }
 
 export async function tempDataDir(prefix = 'hangar-crun-'): Promise<string> {
@@ -48,3 +42,31 @@ export const busyboxSpecs: ConformanceSpecs = {
   ignoresSignals: (base) => exec(base, ['sh', '-c', 'trap "" TERM INT HUP QUIT USR1 USR2; sleep 1000']),
   failsToStart: (base) => exec(base, ['/no/such/entrypoint']),
 };
+
+/**
+ * The real ImageStore and HostNetwork for tests: a busybox image (testkit) imported as
+ * `docker.io/library/busybox:latest`, and a test bridge of its own (name, subnets, netns prefix and
+ * DNS port chosen per test file, so parallel test files never meet). Shared by every driver of a
+ * test file; `cleanup()` removes the bridge, tables and namespaces.
+ */
+export async function realProviders(dir: string, net: { bridge: string; ipv4Cidr: string; ipv6Net: number; netnsPrefix: string }) {
+  const { buildBusyboxImage, writeOciArchive } = await import('../../../testkit/images.js');
+  const { ImageStore } = await import('../../images/image-store.js');
+  const { HostNetwork } = await import('../../network/host-network.js');
+  const { ImageStoreProvider, HostNetworkProvider } = await import('./factory.js');
+  const { silentLogger } = await import('../../../core/logger.js');
+  const layout = join(dir, 'layout');
+  buildBusyboxImage({ dir: layout, tag: 'latest', cmd: ['httpd', '-f', '-p', '8080', '-h', '/www'], files: { 'www/index.html': 'hello from hangar\n' } });
+  await writeOciArchive(layout, join(dir, 'busybox.tar'));
+  const store = new ImageStore({ dir: join(dir, 'images'), logger: silentLogger });
+  await store.import(join(dir, 'busybox.tar'), 'docker.io/library/busybox:latest');
+  const hostNetwork = new HostNetwork({
+    logger: silentLogger, stateDir: join(dir, 'network'), ...net, dnsPort: 20_000 + Math.floor(Math.random() * 30_000),
+  });
+  const network = new HostNetworkProvider(hostNetwork, { ownsNetwork: false });
+  return {
+    images: new ImageStoreProvider(store),
+    network,
+    cleanup: () => hostNetwork.destroyHostLevel(),
+  };
+}

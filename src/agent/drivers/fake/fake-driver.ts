@@ -20,7 +20,8 @@ import type { AgentMachineSpec } from '../../../api-types/agent.js';
 import type { ExecResponse, ProcessStat } from '../../../api-types/machine.js';
 import { HangarError } from '../../../core/errors.js';
 import { SIGNALS } from '../../../core/signals.js';
-import type { Driver, DriverCapabilities, DriverStatus, ExecOptions, ExitInfo, StopOptions } from '../driver.js';
+import type { Driver, DriverCapabilities, DriverStatus, ExecOptions, ExitInfo, LogLine, ReadLogsOptions, StopOptions } from '../driver.js';
+import { FakeLogs } from './fake-logs.js';
 import { runFakeExec } from './fake-exec.js';
 import { fakePrivateIp, hostGroup } from './fake-ip.js';
 import { type FakeScript, readFakeScript } from './fake-script.js';
@@ -63,6 +64,7 @@ export class FakeDriver implements Driver {
   private listener: ((id: string, exit: ExitInfo) => void) | undefined;
   private nextPid = 1000;
   private closed = false;
+  private readonly logs = new FakeLogs();
 
   constructor(options: FakeDriverOptions = {}) {
     this.host = hostGroup(options.hostId ?? 'fake');
@@ -106,7 +108,13 @@ export class FakeDriver implements Driver {
     m.startedAt = Date.now();
     delete m.exit;
     m.signals = [];
+    for (const line of m.spec.config.metadata?.hangar_fake_stdout?.split('\n') ?? []) this.logs.append(id, 'stdout', line);
     if (m.script.runForMs !== undefined) this.schedule(m, m.script.runForMs);
+  }
+
+  readLogs(id: string, options: ReadLogsOptions): AsyncIterable<LogLine> {
+    this.get(id);
+    return this.logs.read(id, options);
   }
 
   async stop(id: string, options: StopOptions): Promise<ExitInfo> {
@@ -228,6 +236,7 @@ export class FakeDriver implements Driver {
     m.generation++;
     if (m.status === 'running' || m.status === 'paused' || m.status === 'starting') this.end(m, killed(true), false);
     this.machines.delete(id);
+    this.logs.forget(id);
   }
 
   onExit(listener: (id: string, exit: ExitInfo) => void): void {
@@ -317,6 +326,7 @@ export class FakeDriver implements Driver {
     for (const exec of m.execs) exec.abort();
     m.status = 'exited';
     m.exit = exit;
+    this.logs.append(m.spec.id, 'stderr', `fake: workload exited (code ${exit.exit_code}${exit.signal ? `, signal ${exit.signal}` : ''})`);
     const waiter = m.stopWaiter;
     delete m.stopWaiter;
     if (waiter) waiter(exit);
