@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { repoRoot } from '../testkit/paths.js';
 import { runHostMain } from './main.js';
 import { actionDisplay, detectKvm, HOST_PACKAGES, HOST_REQUIREMENTS, type HostAction, type HostProbes, UNIFIED_CONTROLLERS } from './requirements.js';
 import { checkHost, formatCheck, planSetup, setupHost, type HostExecutor } from './runner.js';
@@ -283,5 +286,13 @@ describe('runHostMain', () => {
     assert.match(a.out.stdout, /hangar host <command>/);
     await assert.rejects(runHostMain(['frobnicate'], io().io), /unknown command "frobnicate"; commands: setup, check/);
     await assert.rejects(runHostMain(['check', '--nope'], io().io), /hangar host check: Unknown option '--nope'/);
+  });
+});
+
+describe('docs/host.md', () => {
+  it('lists every requirement and package', () => {
+    const doc = readFileSync(join(repoRoot(), 'docs', 'host.md'), 'utf8');
+    for (const req of HOST_REQUIREMENTS.filter((r) => !r.aptPackage)) assert.ok(doc.includes(`| \`${req.id}\` |`), `docs/host.md lacks a row for ${req.id}`);
+    for (const { pkg, binary } of HOST_PACKAGES) assert.ok(doc.includes(`| ${pkg} | \`${binary}\` |`), `docs/host.md lacks a row for package ${pkg}`);
   });
 });
