@@ -98,3 +98,10 @@ export const AgentExecRequest = z.object({
   stdin: z.string().optional(),
   timeout_ms: z.number().int().positive().max(3_600_000).optional(),
 });
+
+/** One line of `GET /agent/v1/machines/{id}/logs?tail=N&follow=true` (NDJSON). */
+export interface AgentLogLine {
+  timestamp: string;
+  stream: 'stdout' | 'stderr';
+  message: string;
+}

@@ -325,3 +325,15 @@ export interface MachineVersion {
   version: string;
   user_config: MachineConfig;
 }
+
+/**
+ * One line of a machine's output as `GET /v1/apps/{app}/logs` streams it (NDJSON). A Hangar
+ * extension: Fly serves logs outside the Machines API, so the shape follows `fly logs --json`.
+ */
+export interface LogEntry {
+  timestamp: string;
+  machine_id: string;
+  region: string;
+  stream: 'stdout' | 'stderr';
+  message: string;
+}

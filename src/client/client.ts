@@ -28,6 +28,7 @@ import type {
   ProcessStat,
   UpdateMachineRequest,
   WaitMachineResponse,
+  LogEntry,
 } from '../api-types/machine.js';
 import { HangarApiError, networkError, timeoutError, type RequestDescription } from './errors.js';
 
@@ -177,6 +178,43 @@ export class HangarClient {
     this.metadata = new MetadataApi(call);
     this.orgs = new OrgsApi(call);
     this.platform = new PlatformApi(call);
+  }
+
+  /**
+   * Streams an app's machine logs (a Hangar extension: NDJSON `LogEntry` lines, oldest first).
+   * With `follow`, keeps yielding new lines until `signal` aborts.
+   */
+  async *logs(app: string, options: { machine?: string; tail?: number; follow?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<LogEntry> {
+    const query = encodeQuery({ machine: options.machine, tail: options.tail, follow: options.follow });
+    const url = `${this.baseUrl}/v1/apps/${encodeURIComponent(app)}/logs${query}`;
+    const request: RequestDescription = { operation: `read logs of app ${app}`, method: 'GET', path: '/v1/apps/{app_name}/logs', url };
+    const headers: Record<string, string> = { accept: 'application/x-ndjson', ...this.extraHeaders };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    let response: Response;
+    try {
+      response = await this.fetchImpl(url, { method: 'GET', headers, ...(options.signal ? { signal: options.signal } : {}) });
+    } catch (err) {
+      if (options.signal?.aborted) return;
+      throw networkError(request, this.baseUrl, err);
+    }
+    if (!response.ok || !response.body) {
+      throw new HangarApiError(request, response.status, decodeBody(await response.text()), response.headers.get('fly-request-id') ?? undefined);
+    }
+    const decoder = new TextDecoder();
+    let buffered = '';
+    try {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        buffered += decoder.decode(chunk, { stream: true });
+        let newline: number;
+        while ((newline = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, newline).trim();
+          buffered = buffered.slice(newline + 1);
+          if (line) yield JSON.parse(line) as LogEntry;
+        }
+      }
+    } catch (err) {
+      if (!options.signal?.aborted) throw networkError(request, this.baseUrl, err);
+    }
   }
 
   /** Sends one request and decodes the answer; the building block of every method. */

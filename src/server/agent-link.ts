@@ -5,7 +5,7 @@
  * @module
  */
 import type {
-  AgentEvent, AgentInfo, AgentMachine, AgentMachineSpec, AgentOpResult,
+  AgentEvent, AgentInfo, AgentLogLine, AgentMachine, AgentMachineSpec, AgentOpResult,
 } from '../api-types/agent.js';
 import type { ExecResponse, ProcessStat } from '../api-types/machine.js';
 import { HangarError, hangarErrorFromBody } from '../core/errors.js';
@@ -70,6 +70,25 @@ export class AgentLink {
   }
   destroy(id: string, force: boolean): Promise<AgentOpResult> {
     return this.call('DELETE', `/agent/v1/machines/${id}${force ? '?force=true' : ''}`, undefined, force ? 10_000 : undefined);
+  }
+
+  /** A machine's output lines, oldest first; with `follow`, live until `signal` aborts. */
+  async *logs(id: string, options: { tail: number; follow: boolean; signal: AbortSignal }): AsyncGenerator<AgentLogLine> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.url}/agent/v1/machines/${id}/logs?tail=${options.tail}&follow=${options.follow}`, {
+        headers: { authorization: `Bearer ${this.token}` },
+        signal: options.signal,
+      });
+    } catch (err) {
+      if (options.signal.aborted) return;
+      throw new HangarError('unavailable', `the agent at ${this.url} did not answer the logs of machine ${id}: ${reason(err)}`, { cause: err });
+    }
+    if (!res.ok || !res.body) {
+      const text = await res.text();
+      throw hangarErrorFromBody(res.status, text ? JSON.parse(text) : undefined);
+    }
+    yield* readNdjson<AgentLogLine>(res.body as unknown as AsyncIterable<Uint8Array>, options.signal);
   }
 
   private async call<T>(method: string, path: string, body?: unknown, extraMs = 0): Promise<T> {
@@ -150,6 +169,25 @@ export class AgentLink {
 
   close(): void {
     this.follower?.abort();
+  }
+}
+
+/** Parses newline-delimited JSON from a byte stream; ends quietly when `signal` aborts. */
+async function* readNdjson<T>(body: AsyncIterable<Uint8Array>, signal: AbortSignal): AsyncGenerator<T> {
+  const decoder = new TextDecoder();
+  let buffered = '';
+  try {
+    for await (const chunk of body) {
+      buffered += decoder.decode(chunk, { stream: true });
+      let newline: number;
+      while ((newline = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, newline).trim();
+        buffered = buffered.slice(newline + 1);
+        if (line) yield JSON.parse(line) as T;
+      }
+    }
+  } catch (err) {
+    if (!signal.aborted) throw err;
   }
 }
 

@@ -13,6 +13,7 @@ import { Authenticator, type Caller } from './auth.js';
 import { HostRegistry } from './host-registry.js';
 import { MachineNotifier } from './machine-notifier.js';
 import { registerAppRoutes } from './routes/apps.js';
+import { registerLogRoutes } from './routes/logs.js';
 import { registerMachineRoutes } from './routes/machines.js';
 import { registerPlatformRoutes } from './routes/platform.js';
 import { AppService } from './services/apps.js';
@@ -56,6 +57,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   registerPlatformRoutes(router, { store, region: options.region });
   registerAppRoutes(router, { apps, store, caller });
   registerMachineRoutes(router, { apps, machines, store, hosts, caller });
+  registerLogRoutes(router, { apps, machines, hosts, caller });
 
   const closing = new AbortController();
   const agentConnections: Promise<void>[] = [];

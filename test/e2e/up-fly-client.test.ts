@@ -177,6 +177,10 @@ describe('hangar up with an unmodified Fly client and the CLI', () => {
     const status = await runCli(['machine', 'status', id, '-a', 'cli-app'], env);
     assert.match(status.stdout, /stopped/);
 
+    const logs = await runCli(['logs', '-a', 'cli-app', '--no-tail'], env);
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.match(logs.stdout, new RegExp(`app\\[${id}\\] ams \\[err\\] fake: workload exited`));
+
     const missing = await runCli(['machine', 'start', '0123456789abcd', '-a', 'cli-app'], env);
     assert.notEqual(missing.code, 0);
     assert.match(missing.stderr, /Error: .*not found/);

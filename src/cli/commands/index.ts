@@ -8,6 +8,7 @@ import { appsCreate } from './apps/create.js';
 import { appsDestroy } from './apps/destroy.js';
 import { appsList } from './apps/list.js';
 import { authToken } from './auth/token.js';
+import { logs } from './logs/logs.js';
 import { machineClone } from './machine/clone.js';
 import { machineCordon } from './machine/cordon.js';
 import { machineCreate } from './machine/create.js';
@@ -35,6 +36,7 @@ export const GROUPS: Group[] = [
 ];
 
 export const COMMANDS: Command[] = [
+  logs,
   appsCreate, appsList, appsDestroy,
   machineRun, machineCreate, machineList, machineStatus,
   machineStart, machineStop, machineRestart, machineSuspend, machineKill, machineDestroy,

@@ -34,7 +34,7 @@ describe('fake driver specifics', () => {
   test('is registered under the name "fake"', () => {
     const driver = createDriver('fake', { dataDir: '/nonexistent', hostId: 'h1', logger: { info() {}, warn() {}, error() {}, child() { return this; } } });
     assert.equal(driver.name, 'fake');
-    assert.throws(() => createDriver('nope', { dataDir: '', hostId: '', logger: undefined as never }), /unknown driver "nope"; choose one of: fake/);
+    assert.throws(() => createDriver('nope', { dataDir: '', hostId: '', logger: undefined as never }), /unknown driver "nope"; choose one of: crun, fake, runc/);
   });
 
   test('a malformed script key is refused at create, naming the key', async () => {
