@@ -23,7 +23,7 @@ describe('parseAgentArgs', () => {
     assert.deepEqual(parseAgentArgs(['--listen', '[::1]:9', '--region', 'ams', '--host-id', 'h', '--token-file', '/t'], {}).listen, { host: '::1', port: 9 });
   });
   test('errors name the flag and the way out', () => {
-    assert.throws(() => parseAgentArgs(['--driver', 'kvm'], {}), (e: unknown) => e instanceof AgentUsageError && /--driver: unknown driver "kvm"; choose one of: fake/.test(e.message));
+    assert.throws(() => parseAgentArgs(['--driver', 'kvm'], {}), (e: unknown) => e instanceof AgentUsageError && /--driver: unknown driver "kvm"; choose one of: crun, fake, runc/.test(e.message));
     assert.throws(() => parseAgentArgs(['--listen', 'localhost'], {}), /--listen: expected HOST:PORT/);
     assert.throws(() => parseAgentArgs(['--region', 'Amsterdam'], {}), /--region/);
     assert.throws(() => parseAgentArgs(['--bogus'], {}), /known flags: --data-dir/);

@@ -1,0 +1,181 @@
+/**
+ * crun-specific behaviour beyond the shared suite: HTTP on the private addresses, blank-slate
+ * restarts, OOM, re-attachment by a new driver instance (agent restart), complete destroy, logs,
+ * env and files. Real ImageStore + HostNetwork on a bridge of this file's own.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { AgentMachineSpec } from '../../../api-types/agent.js';
+import { SIGNALS } from '../../../core/signals.js';
+import { baseSpec } from '../driver.conformance.js';
+import type { ExitInfo } from '../driver.js';
+import { CrunDriver } from './crun-driver.js';
+import { mountsUnder } from './standins.js';
+import { crunUnavailable, realProviders, tempDataDir } from './testing.js';
+
+const unavailable = crunUnavailable();
+
+function httpGet(host: string, port: number, timeoutMs = 1000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path: '/', timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function waitHttp(host: string, port = 8080, ms = 5000): Promise<{ status: number; body: string }> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await httpGet(host, port);
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+}
+
+describe('crun driver on a real host', { skip: unavailable, timeout: 120_000 }, () => {
+  let root: string;
+  let providers: Awaited<ReturnType<typeof realProviders>>;
+  const drivers: CrunDriver[] = [];
+  const ids: string[] = [];
+  let n = 0;
+  const newDriver = () => {
+    const d = new CrunDriver({ dataDir: join(root, 'agent'), images: providers.images, network: providers.network });
+    drivers.push(d);
+    return d;
+  };
+  const track = (spec: AgentMachineSpec) => (ids.push(spec.id), spec);
+  const withInit = (init: NonNullable<AgentMachineSpec['config']['init']>, extra: Partial<AgentMachineSpec['config']> = {}) =>
+    track(baseSpec({ config: { image: 'docker.io/library/busybox:latest', init, ...extra } }));
+
+  before(async () => {
+    root = await tempDataDir('hangar-crun-int-');
+    providers = await realProviders(root, { bridge: 'hgcint0', ipv4Cidr: '10.252.0.0/16', ipv6Net: 0xc1e, netnsPrefix: 'hci-' });
+  });
+  after(async () => {
+    const cleaner = new CrunDriver({ dataDir: join(root, 'agent'), images: providers.images, network: providers.network });
+    for (const id of ids) await cleaner.destroy(id).catch(() => {});
+    for (const d of drivers) await d.close().catch(() => {});
+    await providers.cleanup().catch(() => {});
+    await rm(root, { recursive: true, force: true });
+    void n;
+  });
+
+  test('the image Cmd (busybox httpd) answers on the private IPv4 and IPv6 from the host', async () => {
+    const driver = newDriver();
+    const spec = track(baseSpec());
+    const { privateIp } = await driver.create(spec);
+    await driver.start(spec.id);
+    const net = JSON.parse(await readFile(join(root, 'agent', 'machines', spec.id, 'machine.json'), 'utf8')).network as { ipv4: string };
+    assert.equal((await waitHttp(net.ipv4)).body, 'hello from hangar\n');
+    assert.equal((await waitHttp(privateIp)).status, 200);
+    const ps = await driver.ps(spec.id);
+    assert.ok(ps.some((p) => p.command.includes('httpd') && p.listen_sockets.some((s) => s.address.endsWith(':8080'))), JSON.stringify(ps));
+    await driver.destroy(spec.id);
+  });
+
+  test('env carries the FLY_* variables and config.files are written', async () => {
+    const driver = newDriver();
+    const spec = withInit({ exec: ['sleep', '1000'] }, {
+      env: { GREETING: 'hi' }, metadata: { fly_process_group: 'web' },
+      files: [{ guest_path: '/etc/app/conf.txt', raw_value: Buffer.from('configured\n').toString('base64'), mode: 0o600 }],
+    });
+    const { privateIp } = await driver.create(spec);
+    await driver.start(spec.id);
+    const env = (await driver.exec(spec.id, { command: ['env'], timeoutMs: 5000 })).stdout;
+    for (const line of [`FLY_MACHINE_ID=${spec.id}`, `FLY_PRIVATE_IP=${privateIp}`, 'FLY_PROCESS_GROUP=web', 'GREETING=hi', 'FLY_VM_MEMORY_MB=256', `FLY_MACHINE_VERSION=${spec.version}`]) {
+      assert.ok(env.includes(line), `${line} in\n${env}`);
+    }
+    const file = await driver.exec(spec.id, { command: ['sh', '-c', 'cat /etc/app/conf.txt; stat -c %a /etc/app/conf.txt; hostname'], timeoutMs: 5000 });
+    assert.equal(file.stdout, `configured\n600\n${spec.id}\n`);
+    await driver.destroy(spec.id);
+  });
+
+  test('a restarted machine is a blank slate', async () => {
+    const driver = newDriver();
+    const spec = withInit({ exec: ['sleep', '1000'] });
+    await driver.create(spec);
+    await driver.start(spec.id);
+    await driver.exec(spec.id, { command: ['touch', '/left-behind'], timeoutMs: 5000 });
+    assert.equal((await driver.exec(spec.id, { command: ['ls', '/left-behind'], timeoutMs: 5000 })).exit_code, 0);
+    await driver.stop(spec.id, { signal: SIGNALS.SIGTERM, timeoutMs: 2000 });
+    await driver.start(spec.id);
+    assert.notEqual((await driver.exec(spec.id, { command: ['ls', '/left-behind'], timeoutMs: 5000 })).exit_code, 0);
+    await driver.destroy(spec.id);
+  });
+
+  test('the main process OOM-killed: exit 137, oom_killed, reported to onExit', async () => {
+    const driver = newDriver();
+    const got = new Promise<ExitInfo>((resolve) => driver.onExit((_id, exit) => resolve(exit)));
+    const spec = withInit({ exec: ['sh', '-c', 'sleep 0.1; exec dd if=/dev/zero of=/dev/null bs=300M count=1'] }, { guest: { cpu_kind: 'shared', cpus: 1, memory_mb: 128 } });
+    await driver.create(spec);
+    await driver.start(spec.id);
+    const exit = await got;
+    assert.equal(exit.exit_code, 137);
+    assert.equal(exit.oom_killed, true);
+    await driver.destroy(spec.id);
+  });
+
+  test('a new driver instance (agent restart) re-attaches a running container and its exit', async () => {
+    const first = newDriver();
+    const spec = withInit({ exec: ['sh', '-c', 'sleep 1; exit 7'] });
+    await first.create(spec);
+    await first.start(spec.id);
+    await first.close();
+    const second = newDriver();
+    const got = new Promise<ExitInfo>((resolve) => second.onExit((_id, exit) => resolve(exit)));
+    const statuses = await second.recover([spec]);
+    assert.equal(statuses.get(spec.id)?.state, 'running');
+    const exit = await got;
+    assert.equal(exit.exit_code, 7);
+    assert.equal(exit.requested_stop, false);
+    // and it can be stopped/started again by the new instance
+    await second.start(spec.id);
+    const stopped = await second.stop(spec.id, { signal: SIGNALS.SIGTERM, timeoutMs: 2000 });
+    assert.equal(stopped.requested_stop, true);
+    await second.destroy(spec.id);
+  });
+
+  test('destroy leaves nothing: no mounts, container, machine dir or netns', async () => {
+    const driver = newDriver();
+    const spec = withInit({ exec: ['sleep', '1000'] });
+    await driver.create(spec);
+    await driver.start(spec.id);
+    const dir = join(root, 'agent', 'machines', spec.id);
+    assert.ok((await mountsUnder(dir)).length > 0);
+    await driver.destroy(spec.id);
+    assert.deepEqual(await mountsUnder(dir), []);
+    assert.equal(existsSync(dir), false);
+    assert.equal((await driver.runtime.list()).some((c) => c.id === spec.id), false);
+    assert.equal(existsSync(`/var/run/netns/hci-${spec.id}`), false);
+    assert.equal(existsSync(`/sys/fs/cgroup/memory/hangar/${spec.id}`), false);
+  });
+
+  test('logs: tail and follow of stdout and stderr', async () => {
+    const driver = newDriver();
+    const spec = withInit({ exec: ['sh', '-c', 'echo one; echo two >&2; sleep 0.3; echo three; sleep 1000'] });
+    await driver.create(spec);
+    await driver.start(spec.id);
+    await new Promise((r) => setTimeout(r, 100));
+    const abort = new AbortController();
+    const seen: string[] = [];
+    for await (const line of driver.readLogs(spec.id, { tail: 10, follow: true, signal: abort.signal })) {
+      seen.push(`${line.stream}:${line.message}`);
+      assert.ok(!Number.isNaN(Date.parse(line.timestamp)));
+      if (line.message === 'three') abort.abort();
+    }
+    assert.deepEqual(seen.sort(), ['stderr:two', 'stdout:one', 'stdout:three']);
+    await driver.destroy(spec.id);
+  });
+});
