@@ -1,0 +1,129 @@
+/**
+ * Machine start latency on crun: 100 stop→start cycles of one busybox-httpd machine through the
+ * agent's HTTP RPC (POST /agent/v1/machines/{id}/start), each timed from the start request to the
+ * first HTTP 200 from the app on the machine's private IPv4; against the floor: a bare
+ * `crun run -d` of the same bundle (same rootfs overlay, netns, cgroup limits) to the first 200.
+ * Writes bench/results/machine-start.json. Needs root, crun, tini-static, busybox-static.
+ *
+ *   npx tsc -p tsconfig.json && node dist/bench/machine-start.js [cycles]
+ * @module
+ */
+import { spawn } from 'node:child_process';
+import { readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { createAgent } from '../src/agent/create-agent.js';
+import { CrunDriver } from '../src/agent/drivers/crun/crun-driver.js';
+import { realProviders, tempDataDir, crunUnavailable } from '../src/agent/drivers/crun/testing.js';
+import { mountMachineRootfs, unmountMachineRootfs } from '../src/agent/images/image-store.js';
+import { silentLogger } from '../src/core/logger.js';
+import { baseSpec } from '../src/agent/drivers/driver.conformance.js';
+
+const cycles = Number(process.argv[2] ?? 100);
+
+function get(host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path: '/', agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function firstOk(host: string, port = 8080, limitMs = 5000): Promise<void> {
+  const deadline = performance.now() + limitMs;
+  for (;;) {
+    try {
+      if ((await get(host, port)) === 200) return;
+    } catch {
+      // not listening yet
+    }
+    if (performance.now() > deadline) throw new Error(`no HTTP 200 from ${host}:${port} within ${limitMs} ms`);
+    await new Promise((r) => setTimeout(r, 0.5));
+  }
+}
+
+function stats(samples: number[]) {
+  const s = [...samples].sort((a, b) => a - b);
+  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
+  const r = (x: number) => Math.round(x * 100) / 100;
+  return { n: s.length, min: r(s[0]!), p50: r(q(0.5)), p90: r(q(0.9)), p99: r(q(0.99)), max: r(s.at(-1)!), mean: r(s.reduce((a, b) => a + b, 0) / s.length) };
+}
+
+async function main(): Promise<void> {
+  const unavailable = crunUnavailable();
+  if (unavailable) throw new Error(`cannot run the benchmark here: ${unavailable}`);
+  const root = await tempDataDir('hangar-bench-start-');
+  const providers = await realProviders(root, { bridge: 'hgbench0', ipv4Cidr: '10.250.0.0/16', ipv6Net: 0xbe, netnsPrefix: 'hb-' });
+  const dataDir = join(root, 'agent');
+  await mkdir(dataDir, { recursive: true });
+  const driver = new CrunDriver({ dataDir, images: providers.images, network: providers.network });
+  const token = 'bench-token';
+  const agent = createAgent({ dataDir, region: 'lcl', driver, token, logger: silentLogger, listen: { host: '127.0.0.1', port: 0 } });
+  const { url } = await agent.start();
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${url}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+    return JSON.parse(text) as unknown;
+  };
+  const spec = baseSpec({ config: { image: 'docker.io/library/busybox:latest', restart: { policy: 'no' } } });
+  const agentSamples: number[] = [];
+  const bareSamples: number[] = [];
+  let ipv4 = '';
+  try {
+    await call('POST', '/agent/v1/machines', { spec, start: false });
+    ipv4 = (JSON.parse(await readFile(join(dataDir, 'machines', spec.id, 'machine.json'), 'utf8')) as { network: { ipv4: string } }).network.ipv4;
+    for (let i = 0; i < cycles + 3; i++) {
+      const began = performance.now();
+      await call('POST', `/agent/v1/machines/${spec.id}/start`);
+      await firstOk(ipv4);
+      if (i >= 3) agentSamples.push(performance.now() - began); // 3 warm-up cycles
+      await call('POST', `/agent/v1/machines/${spec.id}/stop`, { signal: 15, timeout_ms: 2000 });
+    }
+
+    // The floor: the same bundle run by crun directly (overlay mounted beforehand, not timed).
+    const machineDir = join(dataDir, 'machines', spec.id);
+    const bundle = join(machineDir, 'bundle');
+    const bareId = `bare-${spec.id}`;
+    const bin = driver.runtime.bin;
+    const crunRoot = driver.runtime.root;
+    for (let i = 0; i < cycles + 3; i++) {
+      await mountMachineRootfs(machineDir, (await providers.images.resolve(spec.config.image)).rootfsDir);
+      const began = performance.now();
+      const child = spawn(bin, ['--root', crunRoot, 'run', '-d', '--bundle', bundle, bareId], { stdio: 'ignore' });
+      await firstOk(ipv4);
+      if (i >= 3) bareSamples.push(performance.now() - began);
+      await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
+      await driver.runtime.exec(['kill', bareId, 'KILL']);
+      for (let j = 0; j < 200; j++) {
+        const st = await driver.runtime.state(bareId);
+        if (!st || st.status === 'stopped') break;
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      await driver.runtime.exec(['delete', '--force', bareId]);
+      await unmountMachineRootfs(machineDir);
+    }
+  } finally {
+    await call('DELETE', `/agent/v1/machines/${spec.id}?force=true`).catch(() => {});
+    await agent.close();
+    await providers.cleanup().catch(() => {});
+    await rm(root, { recursive: true, force: true });
+  }
+  const result = {
+    benchmark: 'machine-start',
+    date: new Date().toISOString(),
+    host: { node: process.version, runtime: driver.runtime.name },
+    cycles,
+    what: 'start call (agent HTTP RPC) → first HTTP 200 from busybox httpd on the machine private IPv4, vs bare `crun run -d` of the same bundle → first HTTP 200',
+    agent_start_to_http_200_ms: stats(agentSamples),
+    bare_crun_run_to_http_200_ms: stats(bareSamples),
+  };
+  await mkdir(new URL('../../bench/results/', import.meta.url), { recursive: true });
+  await writeFile(new URL('../../bench/results/machine-start.json', import.meta.url), `${JSON.stringify(result, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+}
+
+await main();
