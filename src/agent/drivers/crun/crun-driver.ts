@@ -18,7 +18,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, watch, type FSWatcher } from 'node:fs';
-import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentMachineSpec } from '../../../api-types/agent.js';
 import type { ExecResponse, ProcessStat } from '../../../api-types/machine.js';
@@ -226,15 +226,26 @@ export class CrunDriver implements Driver {
   }
 
   /**
-   * The pid file appears when the container is created; the app runs once tini has forked it.
-   * Waiting for tini's child (a few ms at most) makes "started" mean the app's process exists, so
-   * a signal sent right after `start` reaches the app rather than a half-started container.
+   * The pid file appears when the container is created; the app runs once tini has forked and
+   * exec'd it. `start` resolves when the app's first process has run until it first blocks (state
+   * S/D: listening, waiting for a child, sleeping), bounded by 200 ms for apps that never block.
+   * So a signal sent right after `start` meets an app that had the chance to install its handlers,
+   * and a server is usually already listening. Costs a few /proc reads, no process spawns.
    */
   private async waitForApp(pid: number, run: RunState): Promise<void> {
-    const deadline = Date.now() + 2000;
+    const deadline = Date.now() + 200;
+    const tini = await readlink(`/proc/${pid}/exe`).catch(() => undefined);
     while (Date.now() < deadline && !run.ended) {
       const children = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => undefined);
-      if (children === undefined || children.trim() !== '') return;
+      if (children === undefined) return;
+      const child = children.trim().split(/\s+/)[0];
+      if (child) {
+        const stat = await readFile(`/proc/${child}/stat`, 'utf8').catch(() => undefined);
+        const exe = await readlink(`/proc/${child}/exe`).catch(() => undefined);
+        if (stat === undefined) return;
+        const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+        if (exe !== undefined && exe !== tini && state !== 'R') return;
+      }
       await sleep(1);
     }
   }
