@@ -30,6 +30,7 @@ import type {
   WaitMachineResponse,
   LogEntry,
 } from '../api-types/machine.js';
+import { parseNdjson } from '../core/ndjson.js';
 import { HangarApiError, networkError, timeoutError, type RequestDescription } from './errors.js';
 
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
@@ -200,18 +201,8 @@ export class HangarClient {
     if (!response.ok || !response.body) {
       throw new HangarApiError(request, response.status, decodeBody(await response.text()), response.headers.get('fly-request-id') ?? undefined);
     }
-    const decoder = new TextDecoder();
-    let buffered = '';
     try {
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-        buffered += decoder.decode(chunk, { stream: true });
-        let newline: number;
-        while ((newline = buffered.indexOf('\n')) >= 0) {
-          const line = buffered.slice(0, newline).trim();
-          buffered = buffered.slice(newline + 1);
-          if (line) yield JSON.parse(line) as LogEntry;
-        }
-      }
+      yield* parseNdjson<LogEntry>(response.body as unknown as AsyncIterable<Uint8Array>);
     } catch (err) {
       if (!options.signal?.aborted) throw networkError(request, this.baseUrl, err);
     }

@@ -9,6 +9,7 @@ import type {
 } from '../api-types/agent.js';
 import type { ExecResponse, ProcessStat } from '../api-types/machine.js';
 import { HangarError, hangarErrorFromBody } from '../core/errors.js';
+import { parseNdjson } from '../core/ndjson.js';
 import type { Logger } from '../core/logger.js';
 
 export interface AgentLinkOptions {
@@ -88,7 +89,11 @@ export class AgentLink {
       const text = await res.text();
       throw hangarErrorFromBody(res.status, text ? JSON.parse(text) : undefined);
     }
-    yield* readNdjson<AgentLogLine>(res.body as unknown as AsyncIterable<Uint8Array>, options.signal);
+    try {
+      yield* parseNdjson<AgentLogLine>(res.body as unknown as AsyncIterable<Uint8Array>);
+    } catch (err) {
+      if (!options.signal.aborted) throw err;
+    }
   }
 
   private async call<T>(method: string, path: string, body?: unknown, extraMs = 0): Promise<T> {
@@ -133,20 +138,10 @@ export class AgentLink {
           if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
           this.setReachable(true, onState);
           backoff = 100;
-          let buffered = '';
-          const decoder = new TextDecoder();
-          for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-            buffered += decoder.decode(chunk, { stream: true });
-            let newline: number;
-            while ((newline = buffered.indexOf('\n')) >= 0) {
-              const line = buffered.slice(0, newline).trim();
-              buffered = buffered.slice(newline + 1);
-              if (!line) continue;
-              const message = JSON.parse(line) as AgentEvent | { heartbeat: number };
-              if ('heartbeat' in message) continue;
-              await onEvent(message);
-              lastSeq = Math.max(lastSeq, message.seq);
-            }
+          for await (const message of parseNdjson<AgentEvent | { heartbeat: number }>(res.body as unknown as AsyncIterable<Uint8Array>)) {
+            if ('heartbeat' in message) continue;
+            await onEvent(message);
+            lastSeq = Math.max(lastSeq, message.seq);
           }
           throw new Error('stream ended');
         } catch (err) {
@@ -169,25 +164,6 @@ export class AgentLink {
 
   close(): void {
     this.follower?.abort();
-  }
-}
-
-/** Parses newline-delimited JSON from a byte stream; ends quietly when `signal` aborts. */
-async function* readNdjson<T>(body: AsyncIterable<Uint8Array>, signal: AbortSignal): AsyncGenerator<T> {
-  const decoder = new TextDecoder();
-  let buffered = '';
-  try {
-    for await (const chunk of body) {
-      buffered += decoder.decode(chunk, { stream: true });
-      let newline: number;
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, newline).trim();
-        buffered = buffered.slice(newline + 1);
-        if (line) yield JSON.parse(line) as T;
-      }
-    }
-  } catch (err) {
-    if (!signal.aborted) throw err;
   }
 }
 
