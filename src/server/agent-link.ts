@@ -121,9 +121,15 @@ export class AgentLink {
 
   /**
    * Follows the agent's event stream from `afterSeq` until `close()`, reconnecting with backoff.
-   * `onEvent` is awaited in order; `onState` reports connectivity changes.
+   * `onConnected` runs on every (re)connection before events are read; `onEvent` is awaited in
+   * order; `onState` reports connectivity changes.
    */
-  follow(afterSeq: number, onEvent: (event: AgentEvent) => Promise<void>, onState: (reachable: boolean) => void): void {
+  follow(
+    afterSeq: number,
+    onEvent: (event: AgentEvent) => Promise<void>,
+    onState: (reachable: boolean) => void,
+    onConnected: () => Promise<void> = async () => undefined,
+  ): void {
     const controller = new AbortController();
     this.follower = controller;
     let lastSeq = afterSeq;
@@ -136,6 +142,8 @@ export class AgentLink {
             signal: controller.signal,
           });
           if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+          // Catch up on whatever the stream cannot replay (it keeps a bounded history) before reading it.
+          await onConnected();
           this.setReachable(true, onState);
           backoff = 100;
           for await (const message of parseNdjson<AgentEvent | { heartbeat: number }>(res.body as unknown as AsyncIterable<Uint8Array>)) {
@@ -157,10 +165,15 @@ export class AgentLink {
   }
 
   private setReachable(reachable: boolean, onState: (reachable: boolean) => void): void {
+    if (reachable) this.markConnected();
     if (this.reachable === reachable) return;
     this.reachable = reachable;
     onState(reachable);
   }
+
+  private markConnected: () => void = () => undefined;
+  /** Resolves once the event stream has connected (and caught up) for the first time. */
+  readonly firstConnection = new Promise<void>((resolve) => (this.markConnected = resolve));
 
   close(): void {
     this.follower?.abort();

@@ -63,6 +63,22 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   const agentConnections: Promise<void>[] = [];
   let server: Server | undefined;
 
+  /** Brings the catalog in line with what an agent has, on every (re)connection. */
+  const resync = async (link: AgentLink, hostId: string) => {
+    for (const m of await link.list()) {
+      if (!(await store.getMachine(m.id))) {
+        // Not in the catalog: a create whose answer was lost and rolled back here. Nobody can reach
+        // it through the API, so it must not keep running.
+        if (m.state !== 'destroyed') {
+          logger.warn('destroying a machine the catalog does not know', { host: hostId, machine: m.id });
+          await link.destroy(m.id, true).catch(() => undefined);
+        }
+        continue;
+      }
+      await machines.applyAgentEvent({ seq: m.seq, machine_id: m.id, state: m.state, version: m.version, private_ip: m.private_ip });
+    }
+  };
+
   const connectAgent = async (agent: { url: string; token: string }) => {
     const link = new AgentLink({ url: agent.url, token: agent.token, logger });
     let delay = 50;
@@ -72,11 +88,6 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
         const info = await link.info();
         const host = await store.upsertHost({ id: info.host_id, region: info.region, url: agent.url });
         hosts.add(info.host_id, link);
-        // Catch up on anything missed while disconnected, then follow live changes.
-        for (const m of await link.list()) {
-          await machines.applyAgentEvent({ seq: m.seq, machine_id: m.id, state: m.state, version: m.version, private_ip: m.private_ip });
-        }
-        link.reachable = true;
         link.follow(
           host.last_seq,
           async (event) => {
@@ -84,7 +95,9 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
             await store.setHostSeq(info.host_id, event.seq);
           },
           (reachable) => logger.info(reachable ? 'agent connected' : 'agent unreachable', { host: info.host_id, url: agent.url }),
+          () => resync(link, info.host_id),
         );
+        await Promise.race([link.firstConnection, new Promise((resolve) => closing.signal.addEventListener('abort', resolve, { once: true }))]);
         logger.info('agent registered', { host: info.host_id, region: info.region, driver: info.driver, url: agent.url });
         return;
       } catch (err) {

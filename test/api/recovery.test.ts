@@ -59,4 +59,20 @@ describe('agent restarts', () => {
     await cluster.client.machines.start('resilient', never.id);
     assert.equal((await cluster.client.machines.get('resilient', never.id)).state, 'started');
   });
+
+  test('a machine the agent has but the catalog does not (a lost create) is destroyed on reconnect', async () => {
+    const agent = cluster.agents[0]!;
+    const spec = { id: 'abcdef01234567', name: 'orphan', app_name: 'resilient', org_slug: 'personal', org_id: 1, region: 'lcl', version: '01ARZ3NDEKTSV4RRFFQ69G5FAV', config: { image: IMAGE } };
+    const made = await fetch(`${agent.url}/agent/v1/machines`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${agent.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ spec, start: true }),
+    });
+    assert.equal(made.status, 200);
+    await cluster.restartAgent(0);
+    await until(async () => {
+      const res = await fetch(`${cluster.agents[0]!.url}/agent/v1/machines/${spec.id}`, { headers: { authorization: `Bearer ${agent.token}` } });
+      return res.status === 404 || ((await res.json()) as { state: string }).state === 'destroyed';
+    }, 10_000, 'the orphan to be destroyed');
+  });
 });

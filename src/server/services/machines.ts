@@ -116,6 +116,10 @@ export class MachineService {
         result = await this.hosts.link(host.id).create(this.spec(app, orgSlug, machine), request.skip_launch !== true);
       } catch (err) {
         await this.store.purgeMachine(machine.id);
+        // The agent may have acted before the answer was lost (a timeout); take back anything it made.
+        if (err instanceof HangarError && err.code === 'unavailable') {
+          await this.hosts.link(host.id).destroy(machine.id, true).catch(() => undefined);
+        }
         throw err;
       }
       await this.applyResult(result);
