@@ -16,6 +16,7 @@ import { registerAppRoutes } from './routes/apps.js';
 import { registerLogRoutes } from './routes/logs.js';
 import { registerMachineRoutes } from './routes/machines.js';
 import { registerPlatformRoutes } from './routes/platform.js';
+import { registerWatchRoutes } from './routes/watch.js';
 import { AppService } from './services/apps.js';
 import { MachineService } from './services/machines.js';
 
@@ -47,7 +48,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   const hosts = new HostRegistry();
   const notifier = new MachineNotifier();
   const machines = new MachineService({ store, hosts, notifier, logger, defaultRegion: options.region });
-  const apps = new AppService(store, machines);
+  const apps = new AppService(store, machines, notifier);
   const auth = new Authenticator(store);
   const callers = new WeakMap<IncomingMessage, Caller>();
   const caller = (ctx: RequestContext) => callers.get(ctx.req)!;
@@ -58,10 +59,18 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   registerAppRoutes(router, { apps, store, caller });
   registerMachineRoutes(router, { apps, machines, store, hosts, caller });
   registerLogRoutes(router, { apps, machines, hosts, caller });
+  registerWatchRoutes(router, { store, hosts, notifier, caller });
 
   const closing = new AbortController();
   const agentConnections: Promise<void>[] = [];
   let server: Server | undefined;
+
+  /** Every machine of a host changes `host_status` with it: tell waiters and route watchers. */
+  const announceHostStatus = async (hostId: string) => {
+    for (const org of await store.listOrgs()) {
+      for (const m of await store.listOrgMachines(org.id)) if (m.host_id === hostId) notifier.changed(m.id);
+    }
+  };
 
   /** Brings the catalog in line with what an agent has, on every (re)connection. */
   const resync = async (link: AgentLink, hostId: string) => {
@@ -94,7 +103,10 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
             await machines.applyAgentEvent(event);
             await store.setHostSeq(info.host_id, event.seq);
           },
-          (reachable) => logger.info(reachable ? 'agent connected' : 'agent unreachable', { host: info.host_id, url: agent.url }),
+          (reachable) => {
+            logger.info(reachable ? 'agent connected' : 'agent unreachable', { host: info.host_id, url: agent.url });
+            void announceHostStatus(info.host_id);
+          },
           () => resync(link, info.host_id),
         );
         await Promise.race([link.firstConnection, new Promise((resolve) => closing.signal.addEventListener('abort', resolve, { once: true }))]);

@@ -5,8 +5,16 @@
  */
 export class MachineNotifier {
   private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly watchers = new Set<(machineId: string) => void>();
+
+  /** Calls `listener` with the id of every machine that changes, until the returned function is called. */
+  watchAll(listener: (machineId: string) => void): () => void {
+    this.watchers.add(listener);
+    return () => this.watchers.delete(listener);
+  }
 
   changed(machineId: string): void {
+    for (const watcher of this.watchers) watcher(machineId);
     const set = this.waiters.get(machineId);
     if (!set) return;
     this.waiters.delete(machineId);

@@ -38,6 +38,7 @@ export const STORE_CONFORMANCE_TESTS = [
   'events are listed newest first, a duplicate id is ignored, limit holds',
   'leases are put, read, replaced and deleted',
   'findLiveMachineByName finds live machines only, per app',
+  'listOrgs lists every organization',
   'listRecentEventsOfApp gives each machine its newest events',
 ] as const;
 export type StoreConformanceTest = (typeof STORE_CONFORMANCE_TESTS)[number];
@@ -89,6 +90,12 @@ async function orgAndApp(store: Store, slug = 'personal', appName = 'hello'): Pr
 const ids = (machines: { id: string }[]) => machines.map((m) => m.id).sort();
 
 const CASES: Record<StoreConformanceTest, (store: Store) => Promise<void>> = {
+  async 'listOrgs lists every organization'(store) {
+    const a = await store.createOrg('alpha', 'Alpha');
+    const b = await store.createOrg('beta', 'Beta');
+    assert.deepEqual((await store.listOrgs()).map((o) => o.slug), [a.slug, b.slug]);
+  },
+
   async 'findLiveMachineByName finds live machines only, per app'(store) {
     const { app } = await orgAndApp(store, 'personal', 'a');
     const { app: other } = await orgAndApp(store, 'personal', 'b');

@@ -94,6 +94,7 @@ export interface Store {
   createOrg(slug: string, name: string): Promise<OrgRecord>;
   getOrgBySlug(slug: string): Promise<OrgRecord | undefined>;
   getOrgById(id: number): Promise<OrgRecord | undefined>;
+  listOrgs(): Promise<OrgRecord[]>;
 
   createToken(token: Omit<TokenRecord, 'created_at'>): Promise<TokenRecord>;
   findTokenByHash(hash: string): Promise<TokenRecord | undefined>;

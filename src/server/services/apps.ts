@@ -7,6 +7,7 @@ import { HangarError, notFound } from '../../core/errors.js';
 import { newAppId } from '../../core/ids.js';
 import type { AppRecord, OrgRecord, Store } from '../../store/store.js';
 import { assertOrgAccess, type Caller } from '../auth.js';
+import type { MachineNotifier } from '../machine-notifier.js';
 import type { MachineService } from './machines.js';
 
 export const DEFAULT_ORG = 'personal';
@@ -15,6 +16,7 @@ export class AppService {
   constructor(
     private readonly store: Store,
     private readonly machines: MachineService,
+    private readonly notifier: MachineNotifier,
   ) {}
 
   async org(caller: Caller, slug: string): Promise<OrgRecord> {
@@ -61,7 +63,9 @@ export class AppService {
     for (const machine of live) await this.machines.destroy(app, machine.id, undefined, true, true).catch((err) => {
       if (!(err instanceof HangarError && err.code === 'not_found')) throw err;
     });
+    const all = await this.store.listMachines(app.id, { includeDeleted: true });
     await this.store.deleteApp(app.id);
+    for (const machine of all) this.notifier.changed(machine.id);
   }
 }
 

@@ -78,6 +78,10 @@ export class SqliteStore implements Store {
     return this.stmt('SELECT * FROM orgs WHERE id = ?').get(id) as OrgRecord | undefined;
   }
 
+  async listOrgs(): Promise<OrgRecord[]> {
+    return this.stmt('SELECT * FROM orgs ORDER BY id').all() as OrgRecord[];
+  }
+
   async createToken(token: Omit<TokenRecord, 'created_at'>): Promise<TokenRecord> {
     const created_at = new Date().toISOString();
     this.stmt('INSERT INTO tokens (id, hash, name, org_id, created_at) VALUES (?, ?, ?, ?, ?)').run(
