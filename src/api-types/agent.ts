@@ -63,6 +63,11 @@ export interface AgentEvent {
   version: string;
   private_ip: string;
   event?: MachineEvent;
+  /**
+   * The manifest digest the driver resolved the version's image to (on the change that prepared
+   * the version: launch/update). Not persisted: replays carry none, the catalog keeps it.
+   */
+  image_digest?: string;
 }
 
 export interface AgentOpResult {

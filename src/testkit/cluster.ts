@@ -23,7 +23,8 @@ export interface ClusterOptions {
   hosts?: string[];
   /** Region of the API server (default for new machines); default the first host's. */
   region?: string;
-  newDriver?: (hostId: string) => Driver;
+  /** The driver of each agent; `dataDir` is the agent's data directory (kept across restartAgent). */
+  newDriver?: (hostId: string, dataDir: string) => Driver;
   logger?: Logger;
   /** Check every client response against the OpenAPI document (default: when the document exists). */
   contract?: boolean;
@@ -40,8 +41,10 @@ export interface TestCluster {
   contract: OpenApiContract | undefined;
   agents: TestAgent[];
   /** Stops agent `index` (like a crashed agent process) and starts a new one on its data dir and port. */
-  restartAgent(index: number, options?: { newDriver?: (hostId: string) => Driver; downtimeMs?: number }): Promise<void>;
+  restartAgent(index: number, options?: { newDriver?: (hostId: string, dataDir: string) => Driver; downtimeMs?: number; whileDown?: () => Promise<void> }): Promise<void>;
   api: ApiServer;
+  /** The API server's store (tests that need records the API cannot make, e.g. a second org). */
+  store: SqliteStore;
   dir: string;
   /** Plain fetch against the API with the admin token. */
   fetch(path: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
@@ -67,7 +70,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     const dataDir = join(dir, `agent-${index}`);
     const hostId = `host-${index}-${region}`;
     const token = `agent-token-${index}`;
-    const driver = newDriver?.(hostId) ?? new FakeDriver({ hostId });
+    const driver = newDriver?.(hostId, dataDir) ?? new FakeDriver({ hostId });
     const agent = createAgent({ dataDir, region, hostId, driver, token, logger, listen: { host: '127.0.0.1', port } });
     const { url } = await agent.start();
     return { url, token, dataDir, hostId, region, driver, close: () => agent.close() };
@@ -102,6 +105,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     const old = agents[index]!;
     await old.close();
     if (restartOptions.downtimeMs) await new Promise((r) => setTimeout(r, restartOptions.downtimeMs));
+    await restartOptions.whileDown?.();
     agents[index] = await launchAgent(index, old.region, Number(new URL(old.url).port), restartOptions.newDriver);
   };
 
@@ -123,6 +127,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     agents,
     restartAgent,
     api,
+    store,
     dir,
     fetch: (path, init = {}) => {
       const { json, ...rest } = init;

@@ -60,7 +60,7 @@ export interface Driver {
   readonly capabilities: DriverCapabilities;
 
   /** Prepares a machine version (rootfs, bundle, network) without starting it. Idempotent. */
-  create(spec: AgentMachineSpec): Promise<{ privateIp: string }>;
+  create(spec: AgentMachineSpec): Promise<{ privateIp: string; imageDigest?: string }>;
   /** Starts the workload; resolves once it runs. Throws `HangarError` when it cannot start. */
   start(id: string): Promise<void>;
   /** Sends `signal`, escalates to SIGKILL after `timeoutMs`, resolves with the exit. */

@@ -100,15 +100,16 @@ export class MachineManager {
       }
       this.apply(run, { id: spec.id, state: 'creating', spec, beginOp: { kind: 'create', targetVersion: spec.version, args: { start } } });
       let privateIp: string;
+      let imageDigest: string | undefined;
       try {
-        ({ privateIp } = await this.driver.create(spec));
+        ({ privateIp, imageDigest } = await this.driver.create(spec));
       } catch (err) {
         // Roll back: nothing of a machine that could not be prepared may remain.
         await this.driver.destroy(spec.id).catch((e) => this.logger.warn('rollback of a failed create could not clean up', { machine: spec.id, err: String(e) }));
         this.apply(run, { id: spec.id, state: 'destroyed', finishOp: { id: run.opId!, outcome: `rolled_back: ${toHangarError(err).message}` } });
         throw err;
       }
-      this.apply(run, { id: spec.id, state: 'created', private_ip: privateIp, event: this.event('launch', 'created', 'user'), finishOp: { id: run.opId!, outcome: 'done' } });
+      this.apply(run, { id: spec.id, state: 'created', private_ip: privateIp, event: this.event('launch', 'created', 'user'), finishOp: { id: run.opId!, outcome: 'done' } }, imageDigest);
       if (start) await this.doStart(run, spec.id, 'user');
     });
   }
@@ -234,8 +235,9 @@ export class MachineManager {
   }
 
   /** Writes one change (and its op bookkeeping), publishes it and records it in `run`. */
-  apply(run: OpRun, change: ChangeInput): MachineRow {
+  apply(run: OpRun, change: ChangeInput, imageDigest?: string): MachineRow {
     const result = this.db.change(change);
+    if (imageDigest) result.event.image_digest = imageDigest;
     if (result.opId !== undefined) run.opId = result.opId;
     run.events.push(result.event);
     this.hub.publish(result.event);
@@ -311,10 +313,11 @@ export class MachineManager {
   async finishUpdate(run: OpRun, row: MachineRow, spec: AgentMachineSpec, start: boolean, source: EventSource): Promise<void> {
     const prevState = row.state === 'updating' ? 'stopped' : row.state;
     let privateIp: string;
+    let imageDigest: string | undefined;
     try {
       const status = await this.driver.inspect(row.id);
       if (status.state === 'running' || status.state === 'paused') await this.driver.stop(row.id, stopOptions(row.spec.config));
-      ({ privateIp } = await this.driver.create(spec));
+      ({ privateIp, imageDigest } = await this.driver.create(spec));
     } catch (err) {
       // The old version stays; it may have been stopped on the way.
       const running = (await this.driver.inspect(row.id).catch(() => ({ state: 'absent' }))).state === 'running';
@@ -323,7 +326,7 @@ export class MachineManager {
       throw err;
     }
     const settled: MachineState = prevState === 'created' ? 'created' : 'stopped';
-    this.apply(run, { id: row.id, state: settled, spec, private_ip: privateIp, restart_count: 0, event: this.event('update', settled, source), finishOp: { id: run.opId!, outcome: 'done' } });
+    this.apply(run, { id: row.id, state: settled, spec, private_ip: privateIp, restart_count: 0, event: this.event('update', settled, source), finishOp: { id: run.opId!, outcome: 'done' } }, imageDigest);
     if (start) await this.doStart(run, row.id, source);
   }
 

@@ -411,6 +411,10 @@ export class MachineService {
     const known = await this.store.getMachine(event.machine_id);
     if (!known) return; // a machine whose creation was rolled back, or an app deleted since
     await this.store.applyRuntime(event.machine_id, { state: event.state, private_ip: event.private_ip, agent_seq: event.seq, updated_at: now });
+    // The digest the agent pulled: image_ref names exactly what runs (only for the version it prepared).
+    if (event.image_digest && known.version === event.version && known.image_ref.digest !== event.image_digest) {
+      await this.store.setMachineConfig(known.id, known.config, known.version, { ...known.image_ref, digest: event.image_digest }, now);
+    }
     if (event.event) await this.store.insertEvent(event.machine_id, event.event);
     this.notifier.changed(event.machine_id);
   }

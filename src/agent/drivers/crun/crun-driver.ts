@@ -129,7 +129,7 @@ export class CrunDriver implements Driver {
 
   // ---- create ----------------------------------------------------------------------------------
 
-  async create(spec: AgentMachineSpec): Promise<{ privateIp: string }> {
+  async create(spec: AgentMachineSpec): Promise<{ privateIp: string; imageDigest: string }> {
     this.assertOpen();
     const existing = this.machines.get(spec.id);
     if (existing && (existing.status === 'running' || existing.status === 'paused')) {
@@ -151,7 +151,7 @@ export class CrunDriver implements Driver {
     } else {
       this.machines.set(spec.id, this.newMachine({ spec, image, network }, 'created'));
     }
-    return { privateIp: network.ipv6 };
+    return { privateIp: network.ipv6, imageDigest: image.digest };
   }
 
   // ---- start -----------------------------------------------------------------------------------
