@@ -12,11 +12,13 @@ import { HangarError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Driver } from './drivers/driver.js';
 import { EventHub } from './machines/event-hub.js';
+import { ImageGc } from './machines/image-gc.js';
 import { MachineManager } from './machines/machine-manager.js';
 import { recoverMachines, type RecoveryReport } from './machines/recovery.js';
 import type { Backoff } from './machines/restart-policy.js';
 import { createAgentHttpServer, listenUrl } from './server/agent-server.js';
 import { EventStreams } from './server/event-stream.js';
+import { cleanUploads } from './server/image-routes.js';
 import { AgentDb } from './store/agent-db.js';
 
 export interface AgentOptions {
@@ -37,6 +39,10 @@ export interface AgentOptions {
   closeDriver?: boolean;
   /** Destroyed machines are remembered this long, so a repeated destroy still answers; default 1 day. */
   tombstoneMs?: number;
+  /** Periodic image GC (docs/images.md): interval (default 1 h; 0 = off) and grace of imported names (default 1 h). */
+  imageGc?: { intervalMs?: number; graceMs?: number };
+  /** Largest image archive `POST /agent/v1/images/import` takes; default 10 GiB. */
+  maxImageBytes?: number;
 }
 
 export interface Agent {
@@ -47,6 +53,8 @@ export interface Agent {
   /** For tests and the composition root; not part of the RPC. */
   readonly manager: MachineManager;
   readonly hostId: string;
+  /** Image GC (periodic, and `run()` for an explicit pass). */
+  readonly imageGc: ImageGc;
 }
 
 export function createAgent(options: AgentOptions): Agent {
@@ -64,6 +72,7 @@ export function createAgent(options: AgentOptions): Agent {
     ...(options.restartBackoff ? { restartBackoff: options.restartBackoff } : {}),
   });
   const streams = new EventStreams({ db, hub, heartbeatMs: options.heartbeatMs ?? 15_000 });
+  const imageGc = new ImageGc({ db, driver: options.driver, logger, ...options.imageGc });
   const info = (): AgentInfo => ({
     host_id: hostId,
     region: options.region,
@@ -81,12 +90,15 @@ export function createAgent(options: AgentOptions): Agent {
     },
     manager,
     hostId,
+    imageGc,
     async start() {
       if (state !== 'new') throw new Error(`agent.start() called twice (state ${state})`);
       state = 'starting';
       db.pruneDestroyed(Date.now() - (options.tombstoneMs ?? 86_400_000));
       recovery = await recoverMachines(manager);
-      server = createAgentHttpServer({ manager, streams, token: options.token, logger, info });
+      await cleanUploads(options.dataDir);
+      const images = { gc: imageGc, dataDir: options.dataDir, ...(options.maxImageBytes ? { maxBytes: options.maxImageBytes } : {}) };
+      server = createAgentHttpServer({ manager, streams, token: options.token, logger, info, images });
       await new Promise<void>((resolve, reject) => {
         server!.once('error', reject);
         server!.listen(options.listen.port, options.listen.host, () => {
@@ -95,6 +107,7 @@ export function createAgent(options: AgentOptions): Agent {
         });
       });
       state = 'started';
+      imageGc.start();
       const url = listenUrl(server);
       logger.info('agent listening', { url, host_id: hostId, region: options.region, driver: options.driver.name, machines: recovery.machines });
       return { url };
@@ -106,6 +119,7 @@ export function createAgent(options: AgentOptions): Agent {
       const closing = server && new Promise<void>((resolve) => server!.close(() => resolve()));
       server?.closeIdleConnections();
       await manager.close();
+      await imageGc.stop();
       server?.closeAllConnections();
       await closing;
       if (options.closeDriver !== false) await options.driver.close();

@@ -110,3 +110,28 @@ export interface AgentLogLine {
   stream: 'stdout' | 'stderr';
   message: string;
 }
+
+/** One image name an agent's driver stores (`GET /agent/v1/images`, `GET /v1/images`). */
+export interface AgentImage {
+  /** Normalized name, e.g. `docker.io/library/myapp:1`. */
+  name: string;
+  /** Image (manifest) digest, `sha256:…`. */
+  digest: string;
+  /** `import` (an archive) or `pull` (a registry). */
+  source: string;
+  /** When the name was stored (ISO 8601); absent for names stored before it was recorded. */
+  stored_at?: string;
+  /** Whether a machine this agent knows (not destroyed) uses it. */
+  in_use: boolean;
+}
+
+/** Answer of `POST /agent/v1/images/import?name=NAME`. */
+export interface AgentImageImportResult {
+  name: string;
+  digest: string;
+}
+
+/** Answer of `POST /agent/v1/images/gc`: what was deleted (`name …`, `image …`, `blob …`, `rootfs …`). */
+export interface AgentImageGcResult {
+  removed: string[];
+}

@@ -31,6 +31,8 @@ import type {
   LogEntry,
 } from '../api-types/machine.js';
 import { parseNdjson } from '../core/ndjson.js';
+import type { GcImagesResponse, ImportImageResponse, ListImagesResponse } from '../api-types/image.js';
+import { HangarError } from '../core/errors.js';
 import { HangarApiError, networkError, timeoutError, type RequestDescription } from './errors.js';
 
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
@@ -159,6 +161,7 @@ export class HangarClient {
   readonly metadata: MetadataApi;
   readonly orgs: OrgsApi;
   readonly platform: PlatformApi;
+  readonly images: ImagesApi;
   private readonly token: string | undefined;
   private readonly fetchImpl: FetchLike;
   private readonly onResponse: ((info: ResponseInfo) => void) | undefined;
@@ -179,6 +182,35 @@ export class HangarClient {
     this.metadata = new MetadataApi(call);
     this.orgs = new OrgsApi(call);
     this.platform = new PlatformApi(call);
+    this.images = new ImagesApi(call, (spec) => this.upload(spec));
+  }
+
+  /**
+   * Streams a request body (an image archive) and decodes the JSON answer. No overall timeout: the
+   * body may be gigabytes; `signal` cancels.
+   */
+  async upload<T>(spec: UploadSpec): Promise<T> {
+    const url = this.baseUrl + spec.path + encodeQuery(spec.query ?? {});
+    const request: RequestDescription = { operation: spec.operation, method: 'POST', path: spec.path, url };
+    const headers: Record<string, string> = { accept: 'application/json', 'content-type': spec.contentType, ...this.extraHeaders };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (spec.size !== undefined) headers['content-length'] = String(spec.size);
+    let response: Response;
+    let text: string;
+    try {
+      response = await this.fetchImpl(url, {
+        method: 'POST', headers, body: spec.body as unknown as RequestInit['body'], duplex: 'half', ...(spec.signal ? { signal: spec.signal } : {}),
+      } as RequestInit);
+      text = await response.text();
+    } catch (err) {
+      throw networkError(request, this.baseUrl, err);
+    }
+    const body = decodeBody(text);
+    this.onResponse?.({ method: 'POST', path: spec.path, url, status: response.status, body, headers: response.headers });
+    if (response.status < 200 || response.status >= 300) {
+      throw new HangarApiError(request, response.status, body, response.headers.get('fly-request-id') ?? undefined);
+    }
+    return body as T;
   }
 
   /**
@@ -246,6 +278,64 @@ export class HangarClient {
 }
 
 type Call = <T>(spec: CallSpec) => Promise<T>;
+
+export interface UploadSpec {
+  path: string;
+  query?: Query;
+  body: AsyncIterable<Uint8Array>;
+  contentType: string;
+  size?: number;
+  operation: string;
+  signal?: AbortSignal;
+}
+
+export interface ImportImageOptions {
+  /** `NAME[:TAG]`; default the archive's own name. */
+  name?: string;
+  /** Only the hosts of this region (default: every connected host). */
+  region?: string;
+  signal?: AbortSignal;
+}
+
+/** Hangar's image routes (an extension; docs/images.md): archives for hosts without a registry. */
+export class ImagesApi {
+  constructor(private readonly call: Call, private readonly upload: <T>(spec: UploadSpec) => Promise<T>) {}
+
+  /**
+   * `POST /v1/images/import`: loads an oci-archive or docker-archive (a file path, or a byte stream)
+   * on the hosts; a machine config's `image` can then name it.
+   */
+  async import(source: string | AsyncIterable<Uint8Array>, options: ImportImageOptions = {}): Promise<ImportImageResponse> {
+    let body: AsyncIterable<Uint8Array>;
+    let size: number | undefined;
+    const what = typeof source === 'string' ? source : 'image archive';
+    if (typeof source === 'string') {
+      const { createReadStream } = await import('node:fs');
+      const { stat } = await import('node:fs/promises');
+      const st = await stat(source).catch(() => undefined);
+      if (!st?.isFile()) throw new HangarError('invalid_argument', `image archive ${source} does not exist or is not a file; check the path`);
+      size = st.size;
+      body = createReadStream(source);
+    } else {
+      body = source;
+    }
+    return this.upload({
+      path: '/v1/images/import', query: { name: options.name, region: options.region }, body, contentType: 'application/x-tar',
+      ...(size !== undefined ? { size } : {}), ...(options.signal ? { signal: options.signal } : {}),
+      operation: `import ${what}${options.name ? ` as ${options.name}` : ''}`,
+    });
+  }
+
+  /** `GET /v1/images` */
+  list(options: { region?: string } = {}): Promise<ListImagesResponse> {
+    return this.call({ method: 'GET', path: '/v1/images', query: { region: options.region }, operation: 'list images' });
+  }
+
+  /** `POST /v1/images/gc`: deletes images no machine uses now (`grace`: keep imports younger than this many seconds). */
+  gc(options: { region?: string; grace?: number } = {}): Promise<GcImagesResponse> {
+    return this.call({ method: 'POST', path: '/v1/images/gc', query: { region: options.region, grace: options.grace }, operation: 'collect unused images', extraTimeoutMs: 600_000 });
+  }
+}
 
 const APPS = '/v1/apps';
 const APP = '/v1/apps/{app_name}';

@@ -20,7 +20,7 @@ export const ERROR_CODES = {
   lease_conflict: { http: 409, summary: 'The machine is leased and the request did not carry the lease nonce.' },
   version_conflict: { http: 409, summary: '`current_version` did not match the machine version; nothing changed.' },
   failed_precondition: { http: 412, summary: 'The machine is in a state that does not allow this operation, or `machine_version` is stale.' },
-  payload_too_large: { http: 413, summary: 'The request body is larger than 1 MiB.' },
+  payload_too_large: { http: 413, summary: 'The request body is larger than 1 MiB (an image archive: 10 GiB).' },
   name_taken: { http: 422, summary: 'An app with this name already exists.' },
   insufficient_capacity: { http: 503, summary: 'No host can place the machine (no agent in the region, or the host is full).' },
   unavailable: { http: 503, summary: 'The agent that owns the machine cannot be reached right now; retry.' },

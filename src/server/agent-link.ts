@@ -4,8 +4,10 @@
  * last applied sequence number after any disconnect.
  * @module
  */
+import { request as httpRequest } from 'node:http';
+import type { Readable } from 'node:stream';
 import type {
-  AgentEvent, AgentInfo, AgentLogLine, AgentMachine, AgentMachineSpec, AgentOpResult,
+  AgentEvent, AgentImage, AgentImageGcResult, AgentImageImportResult, AgentInfo, AgentLogLine, AgentMachine, AgentMachineSpec, AgentOpResult,
 } from '../api-types/agent.js';
 import type { ExecResponse, ProcessStat } from '../api-types/machine.js';
 import { HangarError, hangarErrorFromBody } from '../core/errors.js';
@@ -69,6 +71,47 @@ export class AgentLink {
   ps(id: string): Promise<ProcessStat[]> {
     return this.call('GET', `/agent/v1/machines/${id}/ps`);
   }
+  listImages(): Promise<AgentImage[]> {
+    return this.call('GET', '/agent/v1/images');
+  }
+  gcImages(graceSeconds?: number): Promise<AgentImageGcResult> {
+    return this.call('POST', `/agent/v1/images/gc${graceSeconds === undefined ? '' : `?grace=${graceSeconds}`}`, undefined, 600_000);
+  }
+
+  /**
+   * Streams an image archive to the agent (`POST /agent/v1/images/import`). No overall timeout: an
+   * archive may be gigabytes; `signal` cancels. Uses node:http so the agent's answer is read even
+   * when it refuses before the whole body went out.
+   */
+  importImage(body: Readable, options: { name?: string; size?: number; signal?: AbortSignal }): Promise<AgentImageImportResult> {
+    const url = new URL(`${this.url}/agent/v1/images/import${options.name ? `?name=${encodeURIComponent(options.name)}` : ''}`);
+    return new Promise<AgentImageImportResult>((resolve, reject) => {
+      const headers: Record<string, string | number> = { authorization: `Bearer ${this.token}`, 'content-type': 'application/x-tar' };
+      if (options.size !== undefined) headers['content-length'] = options.size;
+      const req = httpRequest(url, { method: 'POST', headers, ...(options.signal ? { signal: options.signal } : {}) }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('error', (err) => reject(new HangarError('unavailable', `the agent at ${this.url} broke off its answer to an image import: ${reason(err)}`, { cause: err })));
+        res.on('end', () => {
+          body.unpipe(req);
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown;
+          try {
+            parsed = text ? JSON.parse(text) : undefined;
+          } catch {
+            reject(new HangarError('unavailable', `the agent at ${this.url} answered an image import with invalid JSON`));
+            return;
+          }
+          if ((res.statusCode ?? 500) >= 300) reject(hangarErrorFromBody(res.statusCode ?? 500, parsed));
+          else resolve(parsed as AgentImageImportResult);
+        });
+      });
+      req.on('error', (err) => reject(new HangarError('unavailable', `the agent at ${this.url} did not take the image archive: ${reason(err)}; retry when the host is back`, { cause: err })));
+      body.on('error', (err) => req.destroy(err));
+      body.pipe(req);
+    });
+  }
+
   destroy(id: string, force: boolean): Promise<AgentOpResult> {
     return this.call('DELETE', `/agent/v1/machines/${id}${force ? '?force=true' : ''}`, undefined, force ? 10_000 : undefined);
   }

@@ -13,6 +13,7 @@ import { Authenticator, type Caller } from './auth.js';
 import { HostRegistry } from './host-registry.js';
 import { MachineNotifier } from './machine-notifier.js';
 import { registerAppRoutes } from './routes/apps.js';
+import { registerImageRoutes } from './routes/images.js';
 import { registerLogRoutes } from './routes/logs.js';
 import { registerMachineRoutes } from './routes/machines.js';
 import { registerPlatformRoutes } from './routes/platform.js';
@@ -59,6 +60,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   registerAppRoutes(router, { apps, store, caller });
   registerMachineRoutes(router, { apps, machines, store, hosts, caller });
   registerLogRoutes(router, { apps, machines, hosts, caller });
+  registerImageRoutes(router, { store, hosts });
   registerWatchRoutes(router, { store, hosts, notifier, caller });
 
   const closing = new AbortController();

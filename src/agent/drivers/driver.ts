@@ -83,4 +83,30 @@ export interface Driver {
   close(): Promise<void>;
   /** Optional capability: the workload's stdout/stderr. Throws `not_found` for unknown ids. */
   readLogs?(id: string, options: ReadLogsOptions): AsyncIterable<LogLine>;
+
+  // Optional capability: a local image store (`hangar image import|list|gc`, docs/images.md).
+  /** Loads an oci-archive or docker-archive; `name` defaults to the archive's own. */
+  importImage?(file: string, name?: string): Promise<{ name: string; digest: string }>;
+  /** Every stored image name. */
+  listImages?(): Promise<StoredImage[]>;
+  /**
+   * Deletes images no machine uses. The driver adds the digests of every machine it holds; the
+   * agent passes the image names of every machine it knows that is not destroyed (`keepNames`).
+   * Imported names stored less than `graceMs` ago are kept.
+   */
+  gcImages?(options: ImageGcOptions): Promise<{ removed: string[] }>;
+  /** Digests of the images of the machines the driver holds (for `in_use` in image lists). */
+  imagesInUse?(): Set<string>;
+}
+
+export interface StoredImage {
+  name: string;
+  digest: string;
+  source: string;
+  stored_at?: string;
+}
+
+export interface ImageGcOptions {
+  keepNames: string[];
+  graceMs: number;
 }

@@ -59,6 +59,11 @@ export interface ImageStoreOptions {
 export interface GcOptions {
   /** Names (as given to `resolve`) to keep even when no machine uses them. Imported names are always kept. */
   keepNames?: string[];
+  /**
+   * When set, imported names are no longer always kept: one stored at least this long ago (or with
+   * no recorded time) goes like a pulled one when no in-use digest or kept name holds it.
+   */
+  importGraceMs?: number;
 }
 
 type Source = 'pull' | 'import';
@@ -67,6 +72,7 @@ const A_REF = 'org.opencontainers.image.ref.name';
 const A_DIGEST = 'io.hangar.image.digest';
 const A_SOURCE = 'io.hangar.image.source';
 const A_KIND = 'io.hangar.image.kind';
+const A_STORED = 'io.hangar.image.stored-at';
 
 interface LayoutIndex {
   schemaVersion: 2;
@@ -155,11 +161,14 @@ export class ImageStore {
   }
 
   /** Names, digests and sources of everything stored (for `hangar image list`). */
-  async list(): Promise<{ name: string; digest: string; source: Source }[]> {
+  async list(): Promise<{ name: string; digest: string; source: Source; stored_at?: string }[]> {
     await this.init();
     return this.index.manifests
       .filter((d) => d.annotations?.[A_KIND] === 'name')
-      .map((d) => ({ name: d.annotations![A_REF]!, digest: d.annotations![A_DIGEST]!, source: d.annotations![A_SOURCE] as Source }));
+      .map((d) => ({
+        name: d.annotations![A_REF]!, digest: d.annotations![A_DIGEST]!, source: d.annotations![A_SOURCE] as Source,
+        ...(d.annotations![A_STORED] ? { stored_at: d.annotations![A_STORED] } : {}),
+      }));
   }
 
   /**
@@ -177,7 +186,9 @@ export class ImageStore {
         const a = d.annotations ?? {};
         if (a[A_KIND] !== 'name') continue;
         const digest = a[A_DIGEST]!;
-        if (a[A_SOURCE] === 'import' || keepNames.has(a[A_REF]!) || inUseDigests.has(digest)) keptDigests.add(digest);
+        const importKept = a[A_SOURCE] === 'import' &&
+          (options.importGraceMs === undefined || Date.now() - Date.parse(a[A_STORED] ?? '') < options.importGraceMs);
+        if (importKept || keepNames.has(a[A_REF]!) || inUseDigests.has(digest)) keptDigests.add(digest);
       }
       for (const digest of inUseDigests) keptDigests.add(digest);
       await this.mutateIndex((idx) => {
@@ -506,7 +517,7 @@ export class ImageStore {
       idx.manifests = idx.manifests.filter((d) => !(d.annotations?.[A_KIND] === 'name' && d.annotations[A_REF] === name));
       idx.manifests.push({
         mediaType: MEDIA.ociManifest, digest: target.digest, size: target.size,
-        annotations: { [A_REF]: name, [A_DIGEST]: imageDigest, [A_SOURCE]: source, [A_KIND]: 'name' },
+        annotations: { [A_REF]: name, [A_DIGEST]: imageDigest, [A_SOURCE]: source, [A_KIND]: 'name', [A_STORED]: new Date().toISOString() },
       });
     });
   }

@@ -18,6 +18,7 @@ import { parseWith } from '../../core/validation.js';
 import { dispatch, queryBool, queryInt, type RequestContext, Router } from '../../http/router.js';
 import type { MachineManager } from '../machines/machine-manager.js';
 import type { EventStreams } from './event-stream.js';
+import { type ImageRouteDeps, registerImageRoutes } from './image-routes.js';
 
 export interface AgentServerOptions {
   manager: MachineManager;
@@ -25,6 +26,8 @@ export interface AgentServerOptions {
   token: string;
   logger: Logger;
   info: () => AgentInfo;
+  /** Image import/list/gc routes (`image-routes.ts`). */
+  images?: Omit<ImageRouteDeps, 'driver'>;
 }
 
 export function buildAgentRouter(options: AgentServerOptions): Router {
@@ -34,7 +37,7 @@ export function buildAgentRouter(options: AgentServerOptions): Router {
     if (!MACHINE_ID_PATTERN.test(value)) throw new HangarError('not_found', `machine ${value} not found`);
     return value;
   };
-  return new Router()
+  const router = new Router()
     .get('/agent/v1/info', () => options.info())
     .get('/agent/v1/machines', () => manager.list())
     .get('/agent/v1/machines/{id}', (ctx) => manager.get(id(ctx)))
@@ -88,6 +91,8 @@ export function buildAgentRouter(options: AgentServerOptions): Router {
     .get('/agent/v1/events', (ctx) => {
       streams.serve(ctx.res, queryInt(ctx.query, 'after', 0, Number.MAX_SAFE_INTEGER));
     });
+  if (options.images) registerImageRoutes(router, { driver: manager.driver, ...options.images });
+  return router;
 }
 
 /** Constant-time bearer check; the token itself is never logged or echoed. */

@@ -8,6 +8,9 @@ import { appsCreate } from './apps/create.js';
 import { appsDestroy } from './apps/destroy.js';
 import { appsList } from './apps/list.js';
 import { authToken } from './auth/token.js';
+import { imageGc } from './image/gc.js';
+import { imageImport } from './image/import.js';
+import { imageList } from './image/list.js';
 import { logs } from './logs/logs.js';
 import { machineClone } from './machine/clone.js';
 import { machineCordon } from './machine/cordon.js';
@@ -33,6 +36,7 @@ export const GROUPS: Group[] = [
   { path: ['machine'], aliases: ['machines', 'm'], description: 'Manage machines' },
   { path: ['machine', 'leases'], aliases: ['lease'], description: 'Manage machine leases' },
   { path: ['auth'], description: 'Show the credentials the CLI uses' },
+  { path: ['image'], aliases: ['images'], description: 'Load and list images on hosts without a registry' },
 ];
 
 export const COMMANDS: Command[] = [
@@ -42,5 +46,6 @@ export const COMMANDS: Command[] = [
   machineStart, machineStop, machineRestart, machineSuspend, machineKill, machineDestroy,
   machineUpdate, machineClone, machineExec, machineCordon, machineUncordon, machineWait,
   leasesView, leasesClear,
+  imageImport, imageList, imageGc,
   authToken,
 ];

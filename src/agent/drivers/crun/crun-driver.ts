@@ -25,7 +25,7 @@ import type { ExecResponse, ProcessStat } from '../../../api-types/machine.js';
 import { HangarError } from '../../../core/errors.js';
 import { silentLogger, type Logger } from '../../../core/logger.js';
 import { SIGNALS } from '../../../core/signals.js';
-import type { Driver, DriverCapabilities, DriverStatus, ExecOptions, ExitInfo, StopOptions } from '../driver.js';
+import type { Driver, DriverCapabilities, DriverStatus, ExecOptions, ExitInfo, ImageGcOptions, StopOptions, StoredImage } from '../driver.js';
 import { type LogLine, readLogFiles, type ReadLogsOptions, rotateIfNeeded } from './logs.js';
 import { buildOciSpec, hostsFile, machineArgv, resolvConf } from './oci-spec.js';
 import { cgroupPids, monotonicUsec, oomKilledSince, processAlive, processStats } from './procfs.js';
@@ -470,6 +470,32 @@ export class CrunDriver implements Driver {
     const m = this.get(id);
     const paths = this.paths(m);
     return readLogFiles({ stdout: paths.stdout, stderr: paths.stderr }, options);
+  }
+
+  // ---- images (optional capability; docs/images.md) ---------------------------------------------
+
+  importImage(file: string, name?: string): Promise<{ name: string; digest: string }> {
+    this.assertOpen();
+    const images = this.options.images;
+    if (!images.import) throw new HangarError('failed_precondition', 'this crun driver has no image store to import into');
+    return images.import(file, name);
+  }
+
+  async listImages(): Promise<StoredImage[]> {
+    this.assertOpen();
+    return (await this.options.images.list?.()) ?? [];
+  }
+
+  /** Every machine the driver holds keeps its image, whatever the agent passes. */
+  async gcImages(options: ImageGcOptions): Promise<{ removed: string[] }> {
+    this.assertOpen();
+    const images = this.options.images;
+    if (!images.gc) return { removed: [] };
+    return images.gc(this.imagesInUse(), { keepNames: options.keepNames, importGraceMs: options.graceMs });
+  }
+
+  imagesInUse(): Set<string> {
+    return new Set([...this.machines.values()].map((m) => m.image.digest));
   }
 
   // ---- inspect / destroy / recover -------------------------------------------------------------

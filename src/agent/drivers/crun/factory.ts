@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import type { Logger } from '../../../core/logger.js';
-import { ImageStore, mountMachineRootfs, unmountMachineRootfs } from '../../images/image-store.js';
+import { ImageStore, mountMachineRootfs, normalizeImage, unmountMachineRootfs } from '../../images/image-store.js';
 import { HostNetwork, type HostNetworkOptions } from '../../network/host-network.js';
 import { CrunDriver, type CrunDriverOptions } from './crun-driver.js';
 import type { DriverImage, DriverNetwork, ImageProvider, NetworkProvider } from './providers.js';
@@ -25,6 +25,28 @@ export class ImageStoreProvider implements ImageProvider {
 
   unmountRootfs(machineDir: string): Promise<void> {
     return unmountMachineRootfs(machineDir);
+  }
+
+  async import(file: string, name?: string): Promise<{ name: string; digest: string }> {
+    const r = await this.store.import(file, name);
+    return { name: r.name, digest: r.digest };
+  }
+
+  list() {
+    return this.store.list();
+  }
+
+  gc(inUseDigests: Set<string>, options: { keepNames: string[]; importGraceMs: number }): Promise<{ removed: string[] }> {
+    // A machine whose image name is not a valid reference never got an image; nothing to keep.
+    const keepNames = options.keepNames.filter((n) => {
+      try {
+        normalizeImage(n);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    return this.store.gc(inUseDigests, { keepNames, importGraceMs: options.importGraceMs });
   }
 }
 

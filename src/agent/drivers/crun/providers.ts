@@ -23,6 +23,11 @@ export interface ImageProvider {
   mountRootfs(machineDir: string, lowerDir: string): Promise<string>;
   /** Idempotent. */
   unmountRootfs(machineDir: string): Promise<void>;
+  /** Optional: a local store behind `hangar image import|list|gc` (the real ImageStore has one). */
+  import?(file: string, name?: string): Promise<{ name: string; digest: string }>;
+  list?(): Promise<{ name: string; digest: string; source: string; stored_at?: string }[]>;
+  /** Keeps `inUseDigests`, the images of `keepNames` and imported names younger than `importGraceMs`. */
+  gc?(inUseDigests: Set<string>, options: { keepNames: string[]; importGraceMs: number }): Promise<{ removed: string[] }>;
 }
 
 export interface DriverNetwork {
