@@ -325,7 +325,10 @@ export class CrunDriver implements Driver {
     const waiter = m.stopWaiter;
     delete m.stopWaiter;
     if (waiter) waiter(exit);
-    else if (!m.destroyed && this.machines.get(m.id) === m) this.listener?.(m.id, exit);
+    // Reported once the rootfs is unmounted: a machine the API shows as stopped holds no mounts.
+    else void m.settling.then(() => {
+      if (!m.destroyed && this.machines.get(m.id) === m && m.exit === exit) this.listener?.(m.id, exit);
+    });
   }
 
   // ---- stop / signal / suspend -----------------------------------------------------------------
