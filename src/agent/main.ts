@@ -3,7 +3,7 @@
  * and the environment.
  *
  *   hangar agent [--data-dir DIR] [--listen HOST:PORT] [--region CODE] [--driver fake|crun|runc]
- *                [--host-id ID] [--token-file FILE]
+ *                [--host-id ID] [--token-file FILE] [--image-gc-interval 1h]
  *
  * The agent token is read from `--token-file` (default `<data-dir>/agent-token`); when that file does
  * not exist a random token is written there with mode 0600, so a local `hangar up` and the agent
@@ -16,6 +16,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { parseDuration } from '../core/durations.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { createAgent } from './create-agent.js';
 import { createDriver, driverNames } from './drivers/registry.js';
@@ -43,6 +44,8 @@ export interface AgentFlags {
   driver: string;
   hostId?: string;
   tokenFile: string;
+  /** Periodic image GC interval (docs/images.md); default 1 h, 0 = off. */
+  imageGcIntervalMs?: number;
 }
 
 export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): AgentFlags {
@@ -53,6 +56,7 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     driver: { type: 'string' },
     'host-id': { type: 'string' },
     'token-file': { type: 'string' },
+    'image-gc-interval': { type: 'string' },
   } as const;
   let values: { [K in keyof typeof options]?: string };
   try {
@@ -73,6 +77,11 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     tokenFile: values['token-file'] ?? join(dataDir, 'agent-token'),
   };
   if (values['host-id']) flags.hostId = values['host-id'];
+  if (values['image-gc-interval'] !== undefined) {
+    const ms = parseDuration(values['image-gc-interval']);
+    if (ms === undefined) throw new AgentUsageError(`--image-gc-interval: expected a duration such as 1h or 30m (0 turns periodic image GC off), got ${JSON.stringify(values['image-gc-interval'])}`);
+    flags.imageGcIntervalMs = ms;
+  }
   return flags;
 }
 
@@ -112,7 +121,9 @@ export async function runAgentMain(argv: string[], options: AgentMainOptions = {
   }
   const hostId = flags.hostId;
   const driver = createDriver(flags.driver, { dataDir: flags.dataDir, hostId: hostId ?? flags.dataDir, logger });
-  const agent = createAgent({ dataDir: flags.dataDir, region: flags.region, driver, token, logger, listen: flags.listen, ...(hostId ? { hostId } : {}) });
+  const agent = createAgent({ dataDir: flags.dataDir, region: flags.region, driver, token, logger, listen: flags.listen, ...(hostId ? { hostId } : {}),
+    ...(flags.imageGcIntervalMs !== undefined ? { imageGc: { intervalMs: flags.imageGcIntervalMs } } : {}),
+  });
 
   let markCleaned!: () => void;
   const stoppedCleanup = new Promise<void>((r) => (markCleaned = r));
