@@ -161,6 +161,8 @@ export class CrunDriver implements Driver {
     if (m.status === 'running') return;
     if (m.status === 'paused') await this.stop(id, { signal: SIGNALS.SIGKILL, timeoutMs: 0 });
     await m.settling;
+    // After a host reboot the namespace and veth are gone (the address allocation is not): rebuild them.
+    if (networkGone(m.network)) m.network = await this.options.network.attach(networkMachine(m.spec));
     const argv = machineArgv(m.spec, m.image.config);
     if (argv.length === 0) {
       throw new HangarError('failed_precondition', `machine ${id}: nothing to run: image ${m.image.name} has no Entrypoint or Cmd and config.init sets none`);
@@ -669,6 +671,13 @@ function networkMachine(spec: AgentMachineSpec): NetworkMachine {
     ...(group ? { processGroup: group } : {}),
     skipDns: (spec.config.dns as { skip_registration?: boolean } | undefined)?.skip_registration === true,
   };
+}
+
+/** The namespace or the host side of the veth of a machine's network is missing (reboot, manual cleanup). */
+function networkGone(network: DriverNetwork): boolean {
+  if (network.netnsPath && !existsSync(network.netnsPath)) return true;
+  const veth = (network as { vethName?: string }).vethName;
+  return veth !== undefined && !existsSync(`/sys/class/net/${veth}`);
 }
 
 async function unmount(path: string): Promise<void> {
