@@ -3,7 +3,7 @@
  * and the environment.
  *
  *   hangar agent [--data-dir DIR] [--listen HOST:PORT] [--region CODE] [--driver fake|crun|runc]
- *                [--host-id ID] [--token-file FILE] [--image-gc-interval 1h]
+ *                [--host-id ID] [--token-file FILE] [--allow-egress] [--stop-machines-on-exit] [--image-gc-interval 1h]
  *
  * The agent token is read from `--token-file` (default `<data-dir>/agent-token`); when that file does
  * not exist a random token is written there with mode 0600, so a local `hangar up` and the agent
@@ -44,6 +44,10 @@ export interface AgentFlags {
   driver: string;
   hostId?: string;
   tokenFile: string;
+  /** Machines may open connections to the internet (IPv4 masquerade); off unless `--allow-egress`. */
+  allowEgress?: boolean;
+  /** Kill the machines' containers when the agent stops (`hangar up`); off for a standalone agent. */
+  stopMachinesOnExit?: boolean;
   /** Periodic image GC interval (docs/images.md); default 1 h, 0 = off. */
   imageGcIntervalMs?: number;
 }
@@ -57,8 +61,10 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     'host-id': { type: 'string' },
     'token-file': { type: 'string' },
     'image-gc-interval': { type: 'string' },
+    'allow-egress': { type: 'boolean' },
+    'stop-machines-on-exit': { type: 'boolean' },
   } as const;
-  let values: { [K in keyof typeof options]?: string };
+  let values: { [K in Exclude<keyof typeof options, 'allow-egress' | 'stop-machines-on-exit'>]?: string } & { 'allow-egress'?: boolean; 'stop-machines-on-exit'?: boolean };
   try {
     values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
   } catch (err) {
@@ -77,12 +83,34 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     tokenFile: values['token-file'] ?? join(dataDir, 'agent-token'),
   };
   if (values['host-id']) flags.hostId = values['host-id'];
+  if (values['allow-egress']) flags.allowEgress = true;
+  if (values['stop-machines-on-exit']) flags.stopMachinesOnExit = true;
   if (values['image-gc-interval'] !== undefined) {
     const ms = parseDuration(values['image-gc-interval']);
     if (ms === undefined) throw new AgentUsageError(`--image-gc-interval: expected a duration such as 1h or 30m (0 turns periodic image GC off), got ${JSON.stringify(values['image-gc-interval'])}`);
     flags.imageGcIntervalMs = ms;
   }
   return flags;
+}
+
+/**
+ * `HANGAR_AGENT_NETWORK` (JSON: bridge, ipv4Cidr, ipv6Net, netnsPrefix, nftTable, dnsPort): a host
+ * network of its own, so end-to-end tests never touch the default `hangar0` of a real installation.
+ */
+function networkFromEnv(env: NodeJS.ProcessEnv): { network?: Record<string, string | number> } {
+  const raw = env.HANGAR_AGENT_NETWORK;
+  if (!raw) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new AgentUsageError(`HANGAR_AGENT_NETWORK: not JSON: ${raw}`);
+  }
+  const allowed = new Set(['bridge', 'ipv4Cidr', 'ipv6Net', 'netnsPrefix', 'nftTable', 'dnsPort']);
+  if (typeof parsed !== 'object' || parsed === null || Object.entries(parsed).some(([k, v]) => !allowed.has(k) || !['string', 'number'].includes(typeof v))) {
+    throw new AgentUsageError(`HANGAR_AGENT_NETWORK: expected an object with some of ${[...allowed].join(', ')}, got ${raw}`);
+  }
+  return { network: parsed as Record<string, string | number> };
 }
 
 export function defaultAgentDataDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -120,7 +148,7 @@ export async function runAgentMain(argv: string[], options: AgentMainOptions = {
     say('hangar agent: WARNING: the fake driver runs nothing; machines only pretend to run (for tests and demos). Use a real driver on a real host.');
   }
   const hostId = flags.hostId;
-  const driver = createDriver(flags.driver, { dataDir: flags.dataDir, hostId: hostId ?? flags.dataDir, logger });
+  const driver = createDriver(flags.driver, { dataDir: flags.dataDir, hostId: hostId ?? flags.dataDir, logger, allowEgress: flags.allowEgress === true, ...networkFromEnv(env) });
   const agent = createAgent({ dataDir: flags.dataDir, region: flags.region, driver, token, logger, listen: flags.listen, ...(hostId ? { hostId } : {}),
     ...(flags.imageGcIntervalMs !== undefined ? { imageGc: { intervalMs: flags.imageGcIntervalMs } } : {}),
   });
@@ -149,8 +177,29 @@ export async function runAgentMain(argv: string[], options: AgentMainOptions = {
     return 0;
   } finally {
     await agent.close();
+    if (flags.stopMachinesOnExit && flags.driver !== 'fake') await killContainers(flags.dataDir, flags.driver, say);
     markCleaned();
   }
+}
+
+/**
+ * `--stop-machines-on-exit` (what `hangar up` passes): after the agent stopped, kill every container
+ * it runs, as a host shutdown would. Their recorded state is untouched, so the next start recovers
+ * them like after a reboot: restart policy `always`/`on-failure` brings them back, `no` leaves them
+ * stopped with an exit event.
+ */
+async function killContainers(dataDir: string, driver: string, say: (line: string) => void): Promise<void> {
+  const { findRuntime, OciRuntime } = await import('./drivers/crun/runtime.js');
+  const bin = findRuntime(driver === 'runc' ? 'runc' : undefined);
+  if (!bin) return;
+  const runtime = new OciRuntime(bin, join(dataDir, 'runtime'));
+  const containers = await runtime.list().catch(() => []);
+  if (containers.length === 0) return;
+  say(`hangar agent: stopping ${containers.length} machine${containers.length === 1 ? '' : 's'} ...`);
+  for (const c of containers) await runtime.exec(['kill', c.id, 'KILL']).catch(() => undefined);
+  // Each machine's shim records the exit and crun deletes the container; wait for that (bounded).
+  for (let i = 0; i < 200 && (await runtime.list().catch(() => [])).length > 0; i++) await new Promise((r) => setTimeout(r, 25));
+  for (const c of await runtime.list().catch(() => [])) await runtime.exec(['delete', '--force', c.id]).catch(() => undefined);
 }
 
 // `node dist/src/agent/main.js ...` runs the agent directly (the e2e test and debugging use this;

@@ -11,6 +11,9 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crunProblems } from '../agent/drivers/crun/prerequisites.js';
+import { realExecutor, realProbes } from '../host/probes.js';
+import { HOST_REQUIREMENTS } from '../host/requirements.js';
+import { setupHost } from '../host/runner.js';
 import { writeCliConfig } from '../cli/config.js';
 import { createLogger } from '../core/logger.js';
 import { bootstrap } from '../server/bootstrap.js';
@@ -30,12 +33,13 @@ export async function runUp(args: string[]): Promise<number> {
     'agent-listen': { type: 'string' },
     region: { type: 'string' },
     driver: { type: 'string' },
+    'allow-egress': { type: 'boolean' },
   });
   const dataDir = flags['data-dir'] ?? defaultDataDir();
   const apiListen = parseListen('api-listen', flags['api-listen'] ?? DEFAULT_API_LISTEN);
   const agentListen = parseListen('agent-listen', flags['agent-listen'] ?? DEFAULT_AGENT_LISTEN);
   const region = parseRegion(flags.region ?? DEFAULT_REGION);
-  const driver = flags.driver ?? defaultDriver();
+  const driver = flags.driver ?? (await defaultDriver());
   if (!(DRIVERS as readonly string[]).includes(driver)) throw new UsageError(`--driver: unknown driver ${JSON.stringify(driver)}; available: ${DRIVERS.join(', ')}`);
   if (driver !== 'fake' && flags.driver !== undefined) {
     const problems = crunProblems();
@@ -61,6 +65,8 @@ export async function runUp(args: string[]): Promise<number> {
   const agent = superviseAgent([
     MAIN_JS, 'agent', '--data-dir', agentDir, '--listen', `${agentListen.host}:${agentListen.port}`,
     '--region', region, '--driver', driver, '--token-file', agentTokenFile,
+    '--stop-machines-on-exit',
+    ...(flags['allow-egress'] ? ['--allow-egress'] : []),
   ]);
 
   const server = createApiServer({ store, region, logger, agents: [{ url: agentUrl, token: agentToken }], ...apiListen });
@@ -98,10 +104,19 @@ export async function runUp(args: string[]): Promise<number> {
   return 0;
 }
 
-/** crun when this host can run containers (as `hangar host check` would say); otherwise a clear way out. */
-function defaultDriver(): string {
-  const problems = crunProblems();
+/**
+ * crun when this host can run containers (as `hangar host check` would say). On a first run as root
+ * the host is prepared first (`hangar host setup`, each step printed); otherwise a clear way out.
+ */
+async function defaultDriver(): Promise<string> {
+  let problems = crunProblems();
   if (problems.length === 0) return 'crun';
+  if (process.getuid?.() === 0) {
+    process.stdout.write(`hangar: this host is not ready to run containers (${problems.join('; ')}); running \`hangar host setup\` first\n`);
+    await setupHost(HOST_REQUIREMENTS, realProbes, realExecutor(), (line) => process.stdout.write(`${line}\n`));
+    problems = crunProblems();
+    if (problems.length === 0) return 'crun';
+  }
   throw new UsageError(
     `hangar up: machines run as crun containers by default, but this host is not ready: ${problems.join('; ')}. ` +
       'Run `hangar host setup` as root to prepare it, or run `hangar up --driver fake` for an API whose machines only pretend to run',

@@ -14,6 +14,10 @@ export interface DriverFactoryOptions {
   dataDir: string;
   hostId: string;
   logger: Logger;
+  /** Outbound internet for machines (a host setting; off by default and in tests). */
+  allowEgress?: boolean;
+  /** Host network settings other than the defaults (bridge, subnets, netns prefix; tests). */
+  network?: Record<string, string | number>;
 }
 
 export type DriverFactory = (options: DriverFactoryOptions) => Driver;
@@ -21,8 +25,8 @@ export type DriverFactory = (options: DriverFactoryOptions) => Driver;
 const factories = new Map<string, DriverFactory>([
   ['fake', (o) => new FakeDriver({ hostId: o.hostId })],
   // OCI containers; crun, else runc (same driver, `--driver runc` forces runc).
-  ['crun', (o) => createCrunDriver({ dataDir: o.dataDir, hostId: o.hostId, logger: o.logger })],
-  ['runc', (o) => createCrunDriver({ dataDir: o.dataDir, hostId: o.hostId, logger: o.logger, runtime: 'runc' })],
+  ['crun', (o) => createCrunDriver({ dataDir: o.dataDir, hostId: o.hostId, logger: o.logger, network: { ...o.network, allowEgress: o.allowEgress === true } })],
+  ['runc', (o) => createCrunDriver({ dataDir: o.dataDir, hostId: o.hostId, logger: o.logger, runtime: 'runc', network: { ...o.network, allowEgress: o.allowEgress === true } })],
 ]);
 
 export function registerDriver(name: string, factory: DriverFactory): void {
