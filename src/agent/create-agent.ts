@@ -10,6 +10,7 @@ import type { Server } from 'node:http';
 import type { AgentInfo } from '../api-types/agent.js';
 import { HangarError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { CheckManager, type CheckOptions } from './checks/check-manager.js';
 import type { Driver } from './drivers/driver.js';
 import { EventHub } from './machines/event-hub.js';
 import { ImageGc } from './machines/image-gc.js';
@@ -43,6 +44,8 @@ export interface AgentOptions {
   imageGc?: { intervalMs?: number; graceMs?: number };
   /** Largest image archive `POST /agent/v1/images/import` takes; default 10 GiB. */
   maxImageBytes?: number;
+  /** Health checks (docs/checks.md); tests point probes at loopback with `resolveAddress`. */
+  checks?: CheckOptions;
 }
 
 export interface Agent {
@@ -55,6 +58,8 @@ export interface Agent {
   readonly hostId: string;
   /** Image GC (periodic, and `run()` for an explicit pass). */
   readonly imageGc: ImageGc;
+  /** Health-check runners of the started machines. */
+  readonly checks: CheckManager;
 }
 
 export function createAgent(options: AgentOptions): Agent {
@@ -72,6 +77,7 @@ export function createAgent(options: AgentOptions): Agent {
     ...(options.restartBackoff ? { restartBackoff: options.restartBackoff } : {}),
   });
   const streams = new EventStreams({ db, hub, heartbeatMs: options.heartbeatMs ?? 15_000 });
+  const checks = new CheckManager({ db, hub, logger: logger.child({ component: 'checks' }), ...options.checks });
   const imageGc = new ImageGc({ db, driver: options.driver, logger, ...options.imageGc });
   const info = (): AgentInfo => ({
     host_id: hostId,
@@ -91,11 +97,13 @@ export function createAgent(options: AgentOptions): Agent {
     manager,
     hostId,
     imageGc,
+    checks,
     async start() {
       if (state !== 'new') throw new Error(`agent.start() called twice (state ${state})`);
       state = 'starting';
       db.pruneDestroyed(Date.now() - (options.tombstoneMs ?? 86_400_000));
       recovery = await recoverMachines(manager);
+      checks.start();
       await cleanUploads(options.dataDir);
       const images = { gc: imageGc, dataDir: options.dataDir, ...(options.maxImageBytes ? { maxBytes: options.maxImageBytes } : {}) };
       server = createAgentHttpServer({ manager, streams, token: options.token, logger, info, images });
@@ -116,6 +124,7 @@ export function createAgent(options: AgentOptions): Agent {
       if (state === 'closed') return;
       state = 'closed';
       streams.closeAll();
+      checks.close();
       const closing = server && new Promise<void>((resolve) => server!.close(() => resolve()));
       server?.closeIdleConnections();
       await manager.close();

@@ -24,7 +24,7 @@
  * @module
  */
 import { z } from 'zod';
-import { MachineConfig, type MachineEvent } from './machine.js';
+import { type CheckStatus, MachineConfig, type MachineEvent } from './machine.js';
 
 export interface AgentInfo {
   host_id: string;
@@ -50,6 +50,8 @@ export interface AgentMachine {
   version: string;
   private_ip: string;
   seq: number;
+  /** Health-check statuses of the current run (absent from agents that predate checks). */
+  checks?: CheckStatus[];
 }
 
 /**
@@ -63,6 +65,11 @@ export interface AgentEvent {
   version: string;
   private_ip: string;
   event?: MachineEvent;
+  /**
+   * The machine's health-check statuses, on a change that altered them (a status change, or the
+   * reset when the machine becomes started or leaves started); absent means "unchanged".
+   */
+  checks?: CheckStatus[];
   /**
    * The manifest digest the driver resolved the version's image to (on the change that prepared
    * the version: launch/update). Not persisted: replays carry none, the catalog keeps it.

@@ -397,5 +397,5 @@ export class MachineManager {
 }
 
 export function toAgentMachine(row: MachineRow): AgentMachine {
-  return { id: row.id, app_name: row.app_name, state: row.state, version: row.version, private_ip: row.private_ip, seq: row.seq };
+  return { id: row.id, app_name: row.app_name, state: row.state, version: row.version, private_ip: row.private_ip, seq: row.seq, checks: row.checks };
 }

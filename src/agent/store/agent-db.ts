@@ -13,8 +13,9 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { AgentEvent, AgentMachineSpec } from '../../api-types/agent.js';
-import type { MachineEvent } from '../../api-types/machine.js';
+import type { CheckStatus, MachineEvent } from '../../api-types/machine.js';
 import type { MachineState } from '../../core/machine-states.js';
+import { initialStatuses } from '../checks/check-specs.js';
 
 /** Change-log rows kept for replay; older ones are trimmed. */
 export const EVENTS_KEPT = 10_000;
@@ -30,6 +31,12 @@ export interface MachineRow {
   spec: AgentMachineSpec;
   /** Restarts the agent made since the last user action (restart policy bookkeeping). */
   restart_count: number;
+  /**
+   * Health-check statuses of the current run (`../checks/`): set to every declared check at
+   * `warning` when the machine becomes `started`, cleared when it leaves `started`, and updated by
+   * `setChecks` when a status changes in between.
+   */
+  checks: CheckStatus[];
   seq: number;
   created_at: number;
   updated_at: number;
@@ -111,9 +118,10 @@ CREATE TABLE IF NOT EXISTS events (
 );
 `;
 
-interface RawMachine extends Omit<MachineRow, 'spec' | 'state'> {
+interface RawMachine extends Omit<MachineRow, 'spec' | 'state' | 'checks'> {
   spec: string;
   state: string;
+  checks: string | null;
 }
 interface RawOp extends Omit<OpRow, 'args' | 'kind'> {
   args: string;
@@ -126,6 +134,7 @@ interface RawEvent {
   version: string;
   private_ip: string;
   event: string | null;
+  checks: string | null;
 }
 
 export class AgentDb {
@@ -134,6 +143,7 @@ export class AgentDb {
   private seq: number;
   private readonly statements = new Map<string, Database.Statement>();
   private readonly changeTx: (input: ChangeInput) => ChangeResult;
+  private readonly checksTx: (id: string, version: string, checks: CheckStatus[]) => ChangeResult | undefined;
 
   private readonly eventsKept: number;
 
@@ -148,9 +158,12 @@ export class AgentDb {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    this.addColumnIfMissing('machines', 'checks', 'TEXT');
+    this.addColumnIfMissing('events', 'checks', 'TEXT');
     const maxEvent = (this.stmt('SELECT MAX(seq) AS s FROM events').get() as { s: number | null }).s ?? 0;
     this.seq = Math.max(maxEvent, Number(this.getMeta('last_seq') ?? 0));
     this.changeTx = this.db.transaction((input: ChangeInput) => this.applyChange(input));
+    this.checksTx = this.db.transaction((id: string, version: string, checks: CheckStatus[]) => this.applyChecks(id, version, checks));
   }
 
   getMeta(key: string): string | undefined {
@@ -206,6 +219,15 @@ export class AgentDb {
     return this.changeTx(input);
   }
 
+  /**
+   * Records new health-check statuses of machine `id` as one numbered change (the event carries
+   * `checks`), if the machine is still `started` at `version`; answers the change, or undefined when
+   * the run the statuses belong to is over.
+   */
+  setChecks(id: string, version: string, checks: CheckStatus[]): ChangeResult | undefined {
+    return this.checksTx(id, version, checks);
+  }
+
   /** Changes after `after`, oldest first, at most `limit`. */
   eventsAfter(after: number, limit = 1000): AgentEvent[] {
     const rows = this.stmt('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?').all(after, limit) as RawEvent[];
@@ -228,6 +250,11 @@ export class AgentDb {
     if (this.db.open) this.db.close();
   }
 
+  private addColumnIfMissing(table: string, column: string, type: string): void {
+    const columns = this.db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[];
+    if (!columns.some((c) => c.name === column)) this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+  }
+
   /** Prepared statements are cached: every machine operation runs several of them. */
   private stmt(sql: string): Database.Statement {
     let statement = this.statements.get(sql);
@@ -244,6 +271,10 @@ export class AgentDb {
     const spec = input.spec ?? existing?.spec;
     if (!spec) throw new Error(`agent db: machine ${input.id} has no spec`);
     const seq = ++this.seq;
+    // Checks belong to one run: fresh (all `warning`) on becoming started, none outside started.
+    const stateChanged = existing?.state !== input.state;
+    const checks = !stateChanged && existing ? existing.checks : input.state === 'started' ? initialStatuses(spec.config, new Date(now)) : [];
+    const checksChanged = JSON.stringify(checks) !== JSON.stringify(existing?.checks ?? []);
     const row: MachineRow = {
       id: input.id,
       app_name: spec.app_name,
@@ -252,28 +283,50 @@ export class AgentDb {
       private_ip: input.private_ip ?? existing?.private_ip ?? '',
       spec,
       restart_count: input.restart_count ?? existing?.restart_count ?? 0,
+      checks,
       seq,
       created_at: existing?.created_at ?? now,
       updated_at: now,
     };
     this.stmt(
-      `INSERT INTO machines (id, app_name, state, version, private_ip, spec, restart_count, seq, created_at, updated_at)
-       VALUES (@id, @app_name, @state, @version, @private_ip, @spec, @restart_count, @seq, @created_at, @updated_at)
+      `INSERT INTO machines (id, app_name, state, version, private_ip, spec, restart_count, checks, seq, created_at, updated_at)
+       VALUES (@id, @app_name, @state, @version, @private_ip, @spec, @restart_count, @checks, @seq, @created_at, @updated_at)
        ON CONFLICT (id) DO UPDATE SET app_name = excluded.app_name, state = excluded.state, version = excluded.version,
          private_ip = excluded.private_ip, spec = excluded.spec, restart_count = excluded.restart_count,
-         seq = excluded.seq, updated_at = excluded.updated_at`,
-    ).run({ ...row, spec: JSON.stringify(spec) });
-    this.stmt('INSERT INTO events (seq, machine_id, state, version, private_ip, event, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(seq, row.id, row.state, row.version, row.private_ip, input.event ? JSON.stringify(input.event) : null, now);
+         checks = excluded.checks, seq = excluded.seq, updated_at = excluded.updated_at`,
+    ).run({ ...row, spec: JSON.stringify(spec), checks: JSON.stringify(checks) });
+    this.stmt('INSERT INTO events (seq, machine_id, state, version, private_ip, event, checks, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(seq, row.id, row.state, row.version, row.private_ip, input.event ? JSON.stringify(input.event) : null, checksChanged ? JSON.stringify(checks) : null, now);
     this.setMeta('last_seq', String(seq));
     let opId: number | undefined;
     if (input.beginOp) opId = this.beginOp(row.id, existing?.state ?? 'absent', input.beginOp);
     if (input.finishOp) this.finishOp(input.finishOp.id, input.finishOp.outcome);
-    // Trim in batches so the common path stays one insert.
-    if (seq % Math.max(1, Math.min(500, Math.floor(this.eventsKept / 2))) === 0) this.trim(seq);
+    this.maybeTrim(seq);
     const event: AgentEvent = { seq, machine_id: row.id, state: row.state, version: row.version, private_ip: row.private_ip };
     if (input.event) event.event = input.event;
+    if (checksChanged) event.checks = checks;
     return opId === undefined ? { row, event } : { row, event, opId };
+  }
+
+  private applyChecks(id: string, version: string, checks: CheckStatus[]): ChangeResult | undefined {
+    const existing = this.getMachine(id);
+    if (!existing || existing.state !== 'started' || existing.version !== version) return undefined;
+    const now = Date.now();
+    const seq = ++this.seq;
+    const json = JSON.stringify(checks);
+    this.stmt('UPDATE machines SET checks = ?, seq = ?, updated_at = ? WHERE id = ?').run(json, seq, now, id);
+    this.stmt('INSERT INTO events (seq, machine_id, state, version, private_ip, event, checks, created_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?)')
+      .run(seq, id, existing.state, existing.version, existing.private_ip, json, now);
+    this.setMeta('last_seq', String(seq));
+    this.maybeTrim(seq);
+    const row: MachineRow = { ...existing, checks, seq, updated_at: now };
+    const event: AgentEvent = { seq, machine_id: id, state: existing.state, version: existing.version, private_ip: existing.private_ip, checks };
+    return { row, event };
+  }
+
+  /** Trims in batches so the common path stays one insert. */
+  private maybeTrim(seq: number): void {
+    if (seq % Math.max(1, Math.min(500, Math.floor(this.eventsKept / 2))) === 0) this.trim(seq);
   }
 
   private trim(seq: number): void {
@@ -288,7 +341,7 @@ export class AgentDb {
 }
 
 function toMachine(raw: RawMachine): MachineRow {
-  return { ...raw, state: raw.state as MachineState, spec: JSON.parse(raw.spec) as AgentMachineSpec };
+  return { ...raw, state: raw.state as MachineState, spec: JSON.parse(raw.spec) as AgentMachineSpec, checks: raw.checks ? (JSON.parse(raw.checks) as CheckStatus[]) : [] };
 }
 
 function toOp(raw: RawOp): OpRow {
@@ -298,5 +351,6 @@ function toOp(raw: RawOp): OpRow {
 function toAgentEvent(raw: RawEvent): AgentEvent {
   const event: AgentEvent = { seq: raw.seq, machine_id: raw.machine_id, state: raw.state, version: raw.version, private_ip: raw.private_ip };
   if (raw.event) event.event = JSON.parse(raw.event) as MachineEvent;
+  if (raw.checks) event.checks = JSON.parse(raw.checks) as CheckStatus[];
   return event;
 }
