@@ -13,6 +13,8 @@ async function main(): Promise<number> {
       return (await import('./up/api-main.js')).runApiMain(rest);
     case 'agent':
       return (await import('./agent/main.js')).runAgentMain(rest);
+    case 'proxy':
+      return (await import('./proxy/main.js')).runProxyMain(rest);
     case 'host':
       return (await import('./host/main.js')).runHostMain(rest);
     default:

@@ -1,0 +1,119 @@
+/**
+ * Pure load-balancing decisions (Fly docs `reference/load-balancing`, `fly-toml.md` §15–16):
+ * least loaded first, then closest region; soft limits never move traffic across regions, hard
+ * limits do; over every hard limit the request queues; when no started machine is below its soft
+ * limit a stopped or suspended machine is started (nearest region first, suspended before stopped
+ * because resuming is faster, a start already in flight before a new one).
+ * @module
+ */
+
+export interface Candidate {
+  id: string;
+  region: string;
+  /** started | stopped | suspended | anything else (transitional: starting, stopping, ...). */
+  state: string;
+  /** Checks pass, not cordoned, host reachable, not being stopped by autostop. */
+  routable: boolean;
+  /** May be started for traffic (not cordoned, host reachable, no recent failed start). */
+  startable: boolean;
+  /** A start for this machine is already in flight. */
+  starting: boolean;
+  load: number;
+  softLimit: number;
+  hardLimit: number;
+}
+
+export type Decision =
+  | { kind: 'route'; id: string; alsoStart?: string }
+  | { kind: 'start'; id: string }
+  | { kind: 'queue'; reason: string }
+  | { kind: 'unavailable'; reason: string };
+
+export interface DecideOptions {
+  /** Regions nearest first; regions not listed come after, in name order. */
+  regionOrder: string[];
+  autostart: boolean;
+  /** Tie breaker in [0, 1); Math.random in production, fixed in tests. */
+  random?: () => number;
+}
+
+export function regionRank(regionOrder: string[]): (region: string) => number {
+  const index = new Map(regionOrder.map((r, i) => [r, i]));
+  return (region) => index.get(region) ?? regionOrder.length;
+}
+
+/** The least loaded of `list` in its closest region (ties random); undefined when empty. */
+function closestLeastLoaded(list: Candidate[], rank: (r: string) => number, random: () => number): Candidate | undefined {
+  let best: Candidate | undefined;
+  let bestKey = Infinity;
+  let ties = 0;
+  for (const c of list) {
+    // Region dominates; load orders within a region.
+    const key = rank(c.region) * 1e9 + c.load;
+    if (key < bestKey) {
+      best = c;
+      bestKey = key;
+      ties = 1;
+    } else if (key === bestKey && random() * ++ties < 1) {
+      best = c; // reservoir sampling: each tied candidate wins with equal probability
+    }
+  }
+  return best;
+}
+
+export function decide(candidates: Candidate[], options: DecideOptions): Decision {
+  const rank = regionRank(options.regionOrder);
+  const random = options.random ?? Math.random;
+  const routable = candidates.filter((c) => c.routable && c.state === 'started');
+  const underHard = routable.filter((c) => c.load < c.hardLimit);
+  const anyUnderSoft = routable.some((c) => c.load < c.softLimit);
+  // Autostart only when no started machine anywhere is below its soft limit.
+  const toStart = anyUnderSoft ? undefined : startCandidate(candidates, options, rank);
+
+  if (underHard.length > 0) {
+    // The closest region with a machine under its hard limit keeps the traffic (soft limits never
+    // move it across regions); inside it, a machine under soft wins over one between soft and hard.
+    const region = rank(closestLeastLoaded(underHard, rank, random)!.region);
+    const local = underHard.filter((c) => rank(c.region) === region);
+    const localSoft = local.filter((c) => c.load < c.softLimit);
+    const pick = closestLeastLoaded(localSoft.length > 0 ? localSoft : local, rank, random)!;
+    return toStart ? { kind: 'route', id: pick.id, alsoStart: toStart.id } : { kind: 'route', id: pick.id };
+  }
+  if (toStart) return { kind: 'start', id: toStart.id };
+  if (routable.length > 0) return { kind: 'queue', reason: `all ${routable.length} started machine(s) are at their hard limit` };
+  const settling = candidates.filter((c) => !['started', 'stopped', 'suspended', 'destroyed', 'failed'].includes(c.state));
+  if (settling.length > 0) return { kind: 'queue', reason: `waiting for ${settling.length} machine(s) that are ${[...new Set(settling.map((c) => c.state))].join('/')}` };
+  if (candidates.length === 0) return { kind: 'unavailable', reason: 'the app has no machines' };
+  const started = candidates.filter((c) => c.state === 'started');
+  if (started.length > 0) return { kind: 'unavailable', reason: `none of its ${started.length} started machine(s) can take traffic (failing checks, cordoned or host unreachable)` };
+  const stopped = candidates.filter((c) => c.state === 'stopped' || c.state === 'suspended');
+  if (stopped.length > 0 && !options.autostart) return { kind: 'unavailable', reason: `no machine is started and autostart is off (${stopped.length} stopped or suspended)` };
+  if (stopped.length > 0) return { kind: 'unavailable', reason: 'no machine could be started (every start failed, or the machines are cordoned or on an unreachable host)' };
+  return { kind: 'unavailable', reason: `no machine can take traffic (states: ${[...new Set(candidates.map((c) => c.state))].join(', ')})` };
+}
+
+/** A start already in flight first, then nearest region, suspended before stopped. */
+export function startCandidate(candidates: Candidate[], options: DecideOptions, rank = regionRank(options.regionOrder)): Candidate | undefined {
+  if (!options.autostart) return undefined;
+  let best: Candidate | undefined;
+  let bestKey = Infinity;
+  for (const c of candidates) {
+    if (!c.startable || (c.state !== 'stopped' && c.state !== 'suspended')) continue;
+    const key = (c.starting ? 0 : 1e6) + rank(c.region) * 2 + (c.state === 'suspended' ? 0 : 1);
+    if (key < bestKey) {
+      best = c;
+      bestKey = key;
+    }
+  }
+  return best;
+}
+
+/** How long a queued request may wait, and how many may wait, per app. */
+export interface QueuePolicy {
+  maxWaitMs: number;
+  maxQueued: number;
+}
+
+export function admitToQueue(queued: number, policy: QueuePolicy): boolean {
+  return queued < policy.maxQueued;
+}

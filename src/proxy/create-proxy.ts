@@ -1,0 +1,213 @@
+/**
+ * Wires the proxy: route watch → pool (route table, loads, autostart) → HTTP / HTTPS / TCP
+ * listeners, the autostop controller, and the metrics listener. `start()` binds (port 0 works) and
+ * waits for the first route snapshot; `close()` undoes everything.
+ * @module
+ */
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import type { RouteEvent, RouteMachine } from '../api-types/watch.js';
+import { HangarClient } from '../client/client.js';
+import { silentLogger, type Logger } from '../core/logger.js';
+import { AutostopController } from './autostop.js';
+import { HttpProxy } from './http-proxy.js';
+import { ProxyMetrics } from './metrics.js';
+import { MachinePool } from './pool.js';
+import { appFromHost } from './route-table.js';
+import { TcpProxy } from './tcp-proxy.js';
+import { CertStore } from './tls.js';
+import { followRoutes } from './watch-follower.js';
+
+export interface Listen {
+  host: string;
+  port: number;
+}
+
+export interface ProxyOptions {
+  apiUrl: string;
+  token: string;
+  /** Plain HTTP listener (`--proxy-listen`). */
+  listen: Listen;
+  /** HTTPS listener (TLS handler); none when undefined. */
+  httpsListen?: Listen;
+  /** Prometheus `/metrics` listener; none when undefined. */
+  metricsListen?: Listen;
+  /** Host for raw TCP service listeners; default the HTTP listener's host. */
+  tcpHost?: string;
+  /** Apps answer as `<app>.<domain>`; default `localhost`. */
+  domain?: string;
+  /** This proxy's region; default `lcl`. */
+  region?: string;
+  /** Regions nearest first after this one (host config); default none. */
+  nearRegions?: string[];
+  /** Where the CA and per-app certificates live; default a temp directory. */
+  certDir?: string;
+  logger?: Logger;
+  /** Autostop pass interval; default 30 s. 0 disables autostop. */
+  autostopIntervalMs?: number;
+  /** How long a machine must be idle before autostop may take it; default the interval. */
+  autostopIdleMs?: number;
+  queueTimeoutMs?: number;
+  maxQueuedPerApp?: number;
+  startTimeoutMs?: number;
+  headTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  upstreamTimeoutMs?: number;
+  /**
+   * Test seam: the address dialled for a machine. Fake-driver machines have no network, so tests
+   * point them at loopback backends they start.
+   */
+  resolveAddress?: (m: RouteMachine, internalPort: number) => Listen;
+  /** Test seam: do not follow the API's route stream; feed events with `apply`. */
+  manualRoutes?: boolean;
+}
+
+export interface RunningProxy {
+  url: string;
+  httpsUrl: string | undefined;
+  metricsUrl: string | undefined;
+  httpPort: number;
+  httpsPort: number | undefined;
+}
+
+export function createProxy(o: ProxyOptions) {
+  const logger = o.logger ?? silentLogger;
+  const region = o.region ?? 'lcl';
+  const domain = (o.domain ?? 'localhost').toLowerCase();
+  const metrics = new ProxyMetrics();
+  const client = new HangarClient({ baseUrl: o.apiUrl, token: o.token, timeoutMs: o.startTimeoutMs ?? 20_000 });
+  const pool = new MachinePool({
+    client, region, regionOrder: [region, ...(o.nearRegions ?? [])], logger, metrics,
+    queueTimeoutMs: o.queueTimeoutMs ?? 5_000, maxQueuedPerApp: o.maxQueuedPerApp ?? 1_000, startTimeoutMs: o.startTimeoutMs ?? 20_000,
+    failedStartBackoffMs: 10_000, ...(o.resolveAddress ? { resolveAddress: o.resolveAddress } : {}),
+  });
+  const certs = new CertStore(o.certDir ?? join(tmpdir(), `hangar-proxy-certs-${process.getuid?.() ?? 0}`));
+  let httpsPort: number | undefined;
+  const http = new HttpProxy({
+    pool, domain, region, logger, metrics, httpsPort: () => httpsPort,
+    ...(o.headTimeoutMs ? { headTimeoutMs: o.headTimeoutMs } : {}),
+    ...(o.idleTimeoutMs ? { idleTimeoutMs: o.idleTimeoutMs } : {}),
+    ...(o.upstreamTimeoutMs ? { upstreamTimeoutMs: o.upstreamTimeoutMs } : {}),
+  });
+  const tcp = new TcpProxy(pool, o.tcpHost ?? o.listen.host, logger, metrics, certs, domain);
+  let tcpVersion = -1;
+  const apply = (event: RouteEvent) => {
+    metrics.routeEvents.inc({ type: event.type });
+    pool.apply(event);
+    if (pool.table.version !== tcpVersion) {
+      tcpVersion = pool.table.version;
+      tcp.reconcile(pool.table.tcpPorts());
+    }
+  };
+  const primaryRegion = (app: string) => {
+    for (const m of pool.table.app(app)) {
+      const p = m.metadata.PRIMARY_REGION ?? m.metadata.primary_region ?? m.metadata.fly_primary_region;
+      if (p) return p;
+    }
+    return region;
+  };
+  const intervalMs = o.autostopIntervalMs ?? 30_000;
+  const autostop = new AutostopController(
+    client,
+    {
+      snapshot: () => pool.autostopSnapshot(),
+      drain: (id) => pool.drain(id),
+      drained: (id, r) => pool.drained(id, r),
+      stopped: (a) => metrics.autostops.inc({ app: a.app, action: a.action }),
+    },
+    { intervalMs, minIdleMs: o.autostopIdleMs ?? intervalMs, primaryRegion },
+    logger,
+  );
+
+  let plain: Server | undefined;
+  let secure: TlsServer | undefined;
+  let metricsServer: HttpServer | undefined;
+  let follower: ReturnType<typeof followRoutes> | undefined;
+
+  const listen = (server: Server | HttpServer, l: Listen) =>
+    new Promise<number>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(l.port, l.host, () => {
+        server.off('error', reject);
+        resolve((server.address() as AddressInfo).port);
+      });
+    });
+  const hostFor = (l: Listen) => (l.host.includes(':') ? `[${l.host}]` : l.host === '0.0.0.0' ? '127.0.0.1' : l.host);
+
+  return {
+    pool,
+    metrics,
+    certs,
+    autostop,
+    http,
+    tcp,
+    /** Feeds one route event (the watch stream does this; tests with `manualRoutes` call it). */
+    apply,
+    async start(): Promise<RunningProxy> {
+      if (!o.manualRoutes) {
+        follower = followRoutes({ apiUrl: o.apiUrl, token: o.token, logger, onEvent: apply });
+      }
+      plain = createServer({ noDelay: true }, (s) => http.handle(s, 'http'));
+      const httpPort = await listen(plain, o.listen);
+      if (o.httpsListen) {
+        secure = createTlsServer(
+          {
+            SNICallback: (name, cb) => {
+              // Only names this proxy serves get a certificate (no minting for arbitrary SNI).
+              const app = appFromHost(name, domain);
+              const host = app ? name : domain;
+              void certs.context(host).then((c) => cb(null, c), (e: Error) => cb(e));
+            },
+            handshakeTimeout: 10_000,
+          },
+          (s) => http.handle(s, 'https'),
+        );
+        secure.on('tlsClientError', () => undefined);
+        httpsPort = await listen(secure as unknown as Server, o.httpsListen);
+      }
+      if (o.metricsListen) {
+        metricsServer = createHttpServer((req, res) => {
+          if (req.url === '/metrics') {
+            res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+            res.end(metrics.render());
+          } else {
+            res.writeHead(404, { 'content-type': 'text/plain' });
+            res.end('try /metrics\n');
+          }
+        });
+        await listen(metricsServer, o.metricsListen);
+      }
+      if (intervalMs > 0) autostop.start();
+      if (follower) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([follower.ready, new Promise((r) => (timer = setTimeout(r, 10_000)))]);
+        clearTimeout(timer);
+      }
+      const metricsPort = metricsServer ? (metricsServer.address() as AddressInfo).port : undefined;
+      return {
+        url: `http://${hostFor(o.listen)}:${httpPort}`,
+        httpsUrl: httpsPort ? `https://${hostFor(o.httpsListen!)}:${httpsPort}` : undefined,
+        metricsUrl: metricsPort ? `http://${hostFor(o.metricsListen!)}:${metricsPort}/metrics` : undefined,
+        httpPort,
+        httpsPort,
+      };
+    },
+    async close(): Promise<void> {
+      follower?.close();
+      autostop.stop();
+      tcp.close();
+      http.close();
+      await Promise.all(
+        [plain, secure, metricsServer].map((s) => (s ? new Promise<void>((r) => {
+          (s as Server).close(() => r());
+          (s as unknown as HttpServer).closeAllConnections?.();
+        }) : undefined)),
+      );
+    },
+  };
+}
+
+export type Proxy = ReturnType<typeof createProxy>;

@@ -1,0 +1,671 @@
+/**
+ * The HTTP handler: one `ClientConn` per client connection (plain or TLS), a hand-rolled HTTP/1.1
+ * forwarder (http-codec.ts) over pooled keep-alive connections to machines. Node's http server and
+ * client cost about three times what the bytes do (field-numbers §5.2), so the proxy parses only
+ * the heads and passes bodies through, framed but uncopied. Requests are routed by
+ * `Host: <app>.<domain>`; headers follow Fly's (X-Forwarded-*, Fly-Client-IP, Fly-Request-Id,
+ * Fly-Region, Via); WebSocket upgrades become byte pipes; `fly-replay` answers replay the request.
+ * Every way a client or machine can misbehave ends that one exchange, never the proxy.
+ * @module
+ */
+import { connect, type Socket } from 'node:net';
+import type { Logger } from '../core/logger.js';
+import { BodyFramer, CRLFCRLF, headerValue, HttpParseError, parseRequestHead, parseResponseHead, requestFraming, responseFraming, type Head } from './http-codec.js';
+import type { ProxyMetrics } from './metrics.js';
+import { ProxyError, type AcquireOptions, type Lease, type MachinePool } from './pool.js';
+import { parseFlyReplay, replaySource } from './replay.js';
+import { appFromHost, httpService, type ListenerKind } from './route-table.js';
+
+export interface HttpProxyOptions {
+  pool: MachinePool;
+  domain: string;
+  region: string;
+  logger: Logger;
+  metrics: ProxyMetrics;
+  /** A client must send a whole request head within this (slowloris). Default 10 s. */
+  headTimeoutMs?: number;
+  /** Idle keep-alive client connections close after this. Default 60 s. */
+  idleTimeoutMs?: number;
+  /** A machine must answer with a response head within this. Default 60 s. */
+  upstreamTimeoutMs?: number;
+  /** Idle pooled machine connections close after this (Fly pools ~4 s). Default 4 s. */
+  upstreamIdleMs?: number;
+  maxHeadBytes?: number;
+  maxHeaders?: number;
+  /** Port of the HTTPS listener, for force_https redirects (omitted from the URL when 443). */
+  httpsPort?: () => number | undefined;
+  /** Bodies up to this size are kept so a `fly-replay` answer can replay them. Default 1 MiB. */
+  maxReplayBodyBytes?: number;
+}
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'transfer-encoding-x']);
+/** Headers the proxy sets itself; a client's copies are dropped so they cannot be spoofed. */
+const MANAGED = new Set([
+  'fly-client-ip', 'fly-region', 'fly-request-id', 'fly-forwarded-port', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-ssl', 'x-forwarded-for', 'via', 'fly-replay-src',
+]);
+const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'via', 'fly-request-id']);
+const MAX_REPLAYS = 3;
+const MAX_RESPONSE_HEAD = 64 * 1024;
+
+const STATUS_TEXT: Record<number, string> = {
+  301: 'Moved Permanently', 400: 'Bad Request', 404: 'Not Found', 408: 'Request Timeout', 431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+};
+
+class Upstream {
+  owner: ClientConn | undefined;
+  destroyed = false;
+  constructor(readonly key: string, readonly socket: Socket, private readonly proxy: HttpProxy) {
+    socket.setNoDelay(true);
+    socket.on('data', (d: Buffer) => {
+      if (this.owner) this.owner.onUpstreamData(this, d);
+      else this.destroy(); // bytes on an idle connection: the machine is confused
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      this.destroyed = true;
+      this.proxy.forget(this);
+      this.owner?.onUpstreamClose(this, 'the machine closed the connection');
+    });
+    socket.on('timeout', () => {
+      if (!this.owner) this.destroy();
+    });
+  }
+  destroy(): void {
+    this.destroyed = true;
+    this.socket.destroy();
+  }
+}
+
+let requestCounter = 0;
+
+class ClientConn {
+  phase: 'head' | 'routing' | 'exchange' | 'upgraded' | 'closed' = 'head';
+  /** When the current phase times out (checked by the proxy's sweeper). */
+  deadline: number;
+  timeoutStatus = 0;
+  private buf: Buffer | null = null;
+  private readonly clientIp: string;
+  private readonly localPort: number;
+  // the exchange in progress
+  private req: Head | undefined;
+  private app = '';
+  private requestId = '';
+  private startedAt = 0;
+  private keepAlive = true;
+  private reqFramer: BodyFramer | undefined;
+  private reqBodyDone = true;
+  private retained: Buffer[] | null = null;
+  private retainedBytes = 0;
+  private lease: Lease | undefined;
+  private up: Upstream | undefined;
+  private upReused = false;
+  private resBuf: Buffer | null = null;
+  private resFramer: BodyFramer | undefined;
+  private resHeadSent = false;
+  private upstreamClose = false;
+  private upgrade = false;
+  private replays = 0;
+  private replaySrc: string | undefined;
+  private hints: AcquireOptions = {};
+
+  constructor(readonly socket: Socket, readonly kind: ListenerKind, private readonly proxy: HttpProxy) {
+    this.clientIp = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    this.localPort = socket.localPort ?? 0;
+    this.deadline = Date.now() + proxy.headTimeoutMs;
+    this.timeoutStatus = 0; // a connection that never sends anything just closes
+    socket.setNoDelay(true);
+    socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('error', () => undefined);
+    socket.on('close', () => this.onClose());
+  }
+
+  private onData(d: Buffer): void {
+    switch (this.phase) {
+      case 'head':
+        this.buf = this.buf ? Buffer.concat([this.buf, d]) : d;
+        if (this.timeoutStatus === 0) {
+          // First bytes of a request: the whole head must follow within the head timeout.
+          this.deadline = Date.now() + this.proxy.headTimeoutMs;
+          this.timeoutStatus = 408;
+        }
+        this.tryHead();
+        return;
+      case 'exchange':
+        if (!this.reqBodyDone) return this.forwardBody(d);
+        break;
+      case 'upgraded':
+        if (this.up && !this.up.socket.write(d)) this.backpressure(this.socket, this.up.socket);
+        return;
+      default:
+        break;
+    }
+    // Pipelined bytes while a response is pending: keep them for later, stop reading.
+    this.buf = this.buf ? Buffer.concat([this.buf, d]) : d;
+    this.socket.pause();
+  }
+
+  private backpressure(source: Socket, sink: Socket): void {
+    source.pause();
+    sink.once('drain', () => {
+      if (this.phase !== 'closed') source.resume();
+    });
+  }
+
+  private tryHead(): void {
+    let buf = this.buf!;
+    // Tolerate empty lines before a request (RFC 9112 §2.2).
+    let start = 0;
+    while (start + 1 < buf.length && buf[start] === 13 && buf[start + 1] === 10) start += 2;
+    if (start > 0) buf = this.buf = buf.subarray(start);
+    const end = buf.indexOf(CRLFCRLF);
+    if (end < 0) {
+      if (buf.length > this.proxy.maxHeadBytes) this.fail(431, `request head larger than ${this.proxy.maxHeadBytes} bytes`);
+      return;
+    }
+    if (end > this.proxy.maxHeadBytes) return this.fail(431, `request head larger than ${this.proxy.maxHeadBytes} bytes`);
+    const text = buf.toString('latin1', 0, end);
+    const rest = buf.subarray(end + 4);
+    this.buf = rest.length > 0 ? rest : null;
+    let head: Head;
+    try {
+      head = parseRequestHead(text, this.proxy.maxHeaders);
+    } catch (err) {
+      return this.fail((err as HttpParseError).status ?? 400, (err as Error).message);
+    }
+    this.startRequest(head);
+  }
+
+  /** Answers an unparseable request and closes: the stream cannot be trusted after it. */
+  private fail(status: number, message: string): void {
+    this.keepAlive = false;
+    this.reqBodyDone = false;
+    this.requestId ||= this.proxy.newRequestId();
+    this.respond(status, `hangar proxy: ${message}\n`);
+  }
+
+  private startRequest(h: Head): void {
+    this.phase = 'routing';
+    this.deadline = Infinity;
+    this.socket.pause();
+    this.req = h;
+    this.startedAt = performance.now();
+    this.requestId = this.proxy.newRequestId();
+    this.resHeadSent = false;
+    this.replays = 0;
+    this.replaySrc = undefined;
+    const connection = (headerValue(h, 'connection') ?? '').toLowerCase();
+    this.keepAlive = h.minor === 1 ? !/\bclose\b/.test(connection) : /\bkeep-alive\b/.test(connection);
+    try {
+      this.reqFramer = new BodyFramer(requestFraming(h));
+    } catch (err) {
+      return this.fail((err as HttpParseError).status, (err as Error).message);
+    }
+    this.reqBodyDone = this.reqFramer.done;
+    this.retained = [];
+    this.retainedBytes = 0;
+    const host = headerValue(h, 'host');
+    if (host === undefined) return this.fail(400, 'missing Host header');
+    const app = appFromHost(host, this.proxy.domain);
+    if (!app) return this.respond(404, `hangar proxy: no app answers for host "${host}"; apps are reached as <app>.${this.proxy.domain}\n`);
+    this.app = app;
+    const pool = this.proxy.pool;
+    if (!pool.table.hasApp(app)) {
+      if (pool.table.knows(app)) return this.respond(503, `hangar proxy: app "${app}" has no machines\n`);
+      return this.respond(404, `hangar proxy: app "${app}" not found (looked for it because of Host "${host}"; no machine of that app is known)\n`);
+    }
+    if (this.kind === 'http') {
+      const first = pool.table.app(app).map((m) => httpService(m, 'http')).find((s) => s !== undefined);
+      if (first?.forceHttps) {
+        const name = host.replace(/:\d+$/, '');
+        const port = this.proxy.httpsPort();
+        const location = `https://${name}${port && port !== 443 ? `:${port}` : ''}${h.target.startsWith('/') ? h.target : '/'}`;
+        return this.respond(301, `hangar proxy: ${location}\n`, [`location: ${location}`]);
+      }
+    }
+    this.upgrade = headerValue(h, 'upgrade') !== undefined && /\bupgrade\b/.test(connection);
+    const force = headerValue(h, 'fly-force-instance-id');
+    const prefer = headerValue(h, 'fly-prefer-region');
+    this.hints = {
+      ...(force ? { instance: force } : {}),
+      ...(prefer ? { preferRegions: prefer.split(',').map((r) => r.trim()).filter(Boolean) } : {}),
+    };
+    this.route(app, this.hints);
+  }
+
+  private route(app: string, hints: AcquireOptions): void {
+    this.phase = 'routing';
+    this.proxy.pool.acquire(app, (m) => httpService(m, this.kind), hints).then(
+      (lease) => {
+        if (this.phase === 'closed') return lease.release();
+        this.lease = lease;
+        this.send(false);
+      },
+      (err: unknown) => {
+        if (this.phase === 'closed') return;
+        const status = err instanceof ProxyError ? err.status : 502;
+        if (status >= 500) this.proxy.logger.warn('proxy: request not served', { app, request_id: this.requestId, error: (err as Error).message });
+        this.respond(status, `hangar proxy: ${(err as Error).message}\n`);
+      },
+    );
+  }
+
+  /** Sends the request head (and what is known of the body) to the leased machine. */
+  private send(fresh: boolean): void {
+    const lease = this.lease!;
+    const key = `${lease.host}|${lease.port}`;
+    let up = fresh ? undefined : this.proxy.takeIdle(key);
+    this.upReused = up !== undefined;
+    if (!up) up = new Upstream(key, connect({ host: lease.host, port: lease.port }), this.proxy);
+    up.owner = this;
+    this.up = up;
+    this.resBuf = null;
+    this.resFramer = undefined;
+    this.upstreamClose = false;
+    this.phase = 'exchange';
+    this.deadline = Date.now() + this.proxy.upstreamTimeoutMs;
+    this.timeoutStatus = 504;
+    up.socket.write(this.requestHead(lease));
+    if (this.retained && (this.replays > 0 || fresh) && this.reqBodyDone) {
+      for (const b of this.retained) up.socket.write(b);
+      return;
+    }
+    if (this.buf && !this.reqBodyDone) {
+      const b = this.buf;
+      this.buf = null;
+      this.forwardBody(b);
+    }
+    if (!this.reqBodyDone && this.phase === 'exchange') this.socket.resume();
+  }
+
+  private requestHead(lease: Lease): string {
+    const h = this.req!;
+    const conn = (headerValue(h, 'connection') ?? '').toLowerCase();
+    const named = conn ? new Set(conn.split(',').map((t) => t.trim())) : undefined;
+    let xff: string | undefined;
+    let via: string | undefined;
+    let s = `${h.method} ${h.target} HTTP/1.1\r\n`;
+    for (let i = 0; i < h.names.length; i++) {
+      const n = h.names[i]!;
+      if (HOP_BY_HOP.has(n) || MANAGED.has(n) || named?.has(n)) {
+        if (n === 'x-forwarded-for') xff = xff ? `${xff}, ${h.values[i]}` : h.values[i];
+        else if (n === 'via') via = h.values[i];
+        continue;
+      }
+      s += `${n}: ${h.values[i]}\r\n`;
+    }
+    const https = this.kind === 'https';
+    s +=
+      `x-forwarded-for: ${xff ? `${xff}, ${this.clientIp}` : this.clientIp}\r\n` +
+      `x-forwarded-proto: ${https ? 'https' : 'http'}\r\nx-forwarded-ssl: ${https ? 'on' : 'off'}\r\n` +
+      `x-forwarded-port: ${this.localPort}\r\nfly-forwarded-port: ${this.localPort}\r\n` +
+      `fly-client-ip: ${this.clientIp}\r\nfly-region: ${this.proxy.region}\r\nfly-request-id: ${this.requestId}\r\n` +
+      `via: ${via ? `${via}, ` : ''}1.1 hangar\r\n`;
+    if (this.upgrade) s += `connection: upgrade\r\nupgrade: ${headerValue(h, 'upgrade')}\r\n`;
+    if (this.replaySrc) s += `fly-replay-src: ${this.replaySrc}\r\n`;
+    void lease;
+    return `${s}\r\n`;
+  }
+
+  private forwardBody(d: Buffer): void {
+    let n: number;
+    try {
+      n = this.reqFramer!.feed(d);
+    } catch (err) {
+      this.up?.destroy();
+      return this.fail((err as HttpParseError).status ?? 400, (err as Error).message);
+    }
+    const part = n === d.length ? d : d.subarray(0, n);
+    if (this.retained) {
+      this.retainedBytes += part.length;
+      if (this.retainedBytes <= this.proxy.maxReplayBodyBytes) this.retained.push(part);
+      else this.retained = null;
+    }
+    if (n > 0 && this.up && !this.up.socket.write(part)) this.backpressure(this.socket, this.up.socket);
+    if (this.reqFramer!.done) {
+      this.reqBodyDone = true;
+      if (n < d.length) this.buf = this.buf ? Buffer.concat([this.buf, d.subarray(n)]) : d.subarray(n);
+      this.socket.pause();
+    }
+  }
+
+  onUpstreamData(up: Upstream, d: Buffer): void {
+    if (up !== this.up) return up.destroy();
+    if (this.phase === 'upgraded') {
+      if (!this.socket.write(d)) this.backpressure(up.socket, this.socket);
+      return;
+    }
+    if (this.phase !== 'exchange') return up.destroy();
+    if (this.resFramer) return this.forwardResponse(d);
+    const buf = (this.resBuf = this.resBuf ? Buffer.concat([this.resBuf, d]) : d);
+    const end = buf.indexOf(CRLFCRLF);
+    if (end < 0) {
+      if (buf.length > MAX_RESPONSE_HEAD) this.upstreamFailed(`response head larger than ${MAX_RESPONSE_HEAD} bytes`);
+      return;
+    }
+    let head: Head;
+    try {
+      head = parseResponseHead(buf.toString('latin1', 0, end));
+    } catch (err) {
+      return this.upstreamFailed((err as Error).message);
+    }
+    const rest = buf.subarray(end + 4);
+    this.resBuf = null;
+    if (head.status === 101 && this.upgrade) return this.upgraded(head, rest);
+    if (head.status >= 100 && head.status < 200) {
+      // Interim answers (100 Continue, 103) pass through; the final one follows.
+      this.socket.write(`HTTP/1.1 ${head.status} ${head.reason}\r\n\r\n`);
+      if (rest.length > 0) this.onUpstreamData(up, rest);
+      return;
+    }
+    const replay = headerValue(head, 'fly-replay');
+    if (replay !== undefined) return this.replay(replay);
+    const framing = responseFraming(head, this.req!.method);
+    this.resFramer = new BodyFramer(framing);
+    const upConn = (headerValue(head, 'connection') ?? '').toLowerCase();
+    this.upstreamClose = framing.kind === 'close' || /\bclose\b/.test(upConn) || (head.minor === 0 && !/\bkeep-alive\b/.test(upConn));
+    if (framing.kind === 'close' || !this.reqBodyDone) this.keepAlive = false;
+    this.writeResponseHead(head);
+    this.deadline = Infinity;
+    this.timeoutStatus = 0;
+    if (rest.length > 0) this.forwardResponse(rest);
+    else if (this.resFramer.done) this.finish();
+  }
+
+  private writeResponseHead(head: Head): void {
+    let via: string | undefined;
+    let s = `HTTP/1.1 ${head.status} ${head.reason}\r\n`;
+    for (let i = 0; i < head.names.length; i++) {
+      const n = head.names[i]!;
+      if (RESPONSE_DROP.has(n)) {
+        if (n === 'via') via = head.values[i];
+        continue;
+      }
+      s += `${n}: ${head.values[i]}\r\n`;
+    }
+    s += `fly-request-id: ${this.requestId}\r\nvia: ${via ? `${via}, ` : ''}1.1 hangar\r\n`;
+    if (!this.keepAlive) s += 'connection: close\r\n';
+    else if (this.req!.minor === 0) s += 'connection: keep-alive\r\n';
+    this.status = head.status;
+    this.resHeadSent = true;
+    this.socket.write(`${s}\r\n`);
+  }
+
+  private status = 0;
+
+  private forwardResponse(d: Buffer): void {
+    let n: number;
+    try {
+      n = this.resFramer!.feed(d);
+    } catch (err) {
+      return this.upstreamFailed((err as Error).message);
+    }
+    if (n < d.length) this.upstreamClose = true; // bytes after the response: do not reuse
+    if (n > 0 && !this.socket.write(n === d.length ? d : d.subarray(0, n))) this.backpressure(this.up!.socket, this.socket);
+    if (this.resFramer!.done) this.finish();
+  }
+
+  private upgraded(head: Head, rest: Buffer): void {
+    this.writeResponseHead({ ...head, names: [...head.names, 'connection', 'upgrade'], values: [...head.values, 'upgrade', headerValue(head, 'upgrade') ?? 'websocket'] });
+    this.phase = 'upgraded';
+    this.deadline = Infinity;
+    this.timeoutStatus = 0;
+    this.record();
+    if (rest.length > 0) this.socket.write(rest);
+    if (this.buf) {
+      this.up!.socket.write(this.buf);
+      this.buf = null;
+    }
+    this.socket.resume();
+  }
+
+  private replay(value: string): void {
+    const lease = this.lease!;
+    this.up?.destroy();
+    this.up = undefined;
+    lease.release();
+    this.lease = undefined;
+    const target = parseFlyReplay(value);
+    if (!target) return this.respond(502, `hangar proxy: machine ${lease.machine.id} answered fly-replay "${value}", which names no target\n`);
+    if (this.replays >= MAX_REPLAYS) return this.respond(502, `hangar proxy: request replayed ${MAX_REPLAYS} times; giving up (last fly-replay: "${value}")\n`);
+    if (!this.reqBodyDone || !this.retained) {
+      return this.respond(502, `hangar proxy: cannot replay a request whose body is larger than ${this.proxy.maxReplayBodyBytes} bytes or still arriving\n`);
+    }
+    this.replays++;
+    this.proxy.metrics.replays.inc();
+    this.replaySrc = replaySource({ instance: lease.machine.id, region: lease.machine.region, ...(target.state ? { state: target.state } : {}) }, Math.round(Date.now() * 1000));
+    const app = target.app ?? lease.machine.app_name;
+    if (!this.proxy.pool.table.hasApp(app)) return this.respond(404, `hangar proxy: fly-replay named app "${app}", which is not found\n`);
+    this.app = app;
+    this.route(app, {
+      ...(target.instance ? { instance: target.instance } : {}),
+      ...(target.region ? { region: target.region } : {}),
+      ...(target.elsewhere ? { exclude: lease.machine.id } : {}),
+    });
+  }
+
+  onUpstreamClose(up: Upstream, why: string): void {
+    if (up !== this.up) return;
+    if (this.phase === 'upgraded') {
+      this.socket.end();
+      return;
+    }
+    if (this.phase !== 'exchange') return;
+    if (this.resFramer?.framing.kind === 'close') {
+      // The end of a close-delimited body.
+      this.upstreamClose = true;
+      this.keepAlive = false;
+      return this.finish();
+    }
+    this.upstreamFailed(why);
+  }
+
+  /** The machine failed mid-exchange: retry a stale pooled connection once, else 502 or cut. */
+  private upstreamFailed(why: string): void {
+    const up = this.up;
+    this.up = undefined;
+    up?.destroy();
+    if (this.resHeadSent) {
+      this.releaseLease();
+      this.socket.destroy();
+      return;
+    }
+    if (this.upReused && this.resBuf === null && this.reqBodyDone && this.retained) {
+      return this.send(true);
+    }
+    const m = this.lease?.machine;
+    this.respond(502, `hangar proxy: machine ${m?.id ?? '?'} of app "${this.app}" did not answer: ${why}\n`);
+  }
+
+  /** The proxy's own answer (errors, redirects); ends the exchange. */
+  private respond(status: number, body: string, extra: string[] = []): void {
+    if (this.phase === 'closed') return;
+    this.up?.destroy();
+    this.up = undefined;
+    this.releaseLease();
+    if (this.resHeadSent) {
+      this.socket.destroy();
+      return;
+    }
+    if (!this.reqBodyDone) this.keepAlive = false;
+    const len = Buffer.byteLength(body);
+    const lines = [
+      `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}`, 'content-type: text/plain; charset=utf-8', `content-length: ${len}`,
+      `fly-request-id: ${this.requestId}`, 'server: hangar-proxy', 'via: 1.1 hangar', ...extra, ...(this.keepAlive ? [] : ['connection: close']),
+    ];
+    this.status = status;
+    this.resHeadSent = true;
+    this.socket.write(`${lines.join('\r\n')}\r\n\r\n${this.req?.method === 'HEAD' ? '' : body}`);
+    this.phase = 'exchange';
+    this.done();
+  }
+
+  private releaseLease(): void {
+    this.lease?.release();
+    this.lease = undefined;
+  }
+
+  private record(): void {
+    const m = this.proxy.metrics;
+    m.requests.inc({ app: this.app || '-', code: `${Math.floor(this.status / 100)}xx` });
+    m.latency.observe((performance.now() - this.startedAt) / 1000);
+  }
+
+  /** The response is complete: pool the machine connection, then read the next request or close. */
+  private finish(): void {
+    const up = this.up;
+    this.up = undefined;
+    if (up) {
+      up.owner = undefined;
+      if (this.upstreamClose || !this.reqBodyDone || up.destroyed) up.destroy();
+      else this.proxy.putIdle(up);
+    }
+    this.releaseLease();
+    this.done();
+  }
+
+  private done(): void {
+    if (this.phase !== 'upgraded') this.record();
+    this.req = undefined;
+    this.resFramer = undefined;
+    this.retained = null;
+    this.app = '';
+    if (!this.keepAlive) {
+      this.phase = 'closed';
+      this.socket.end();
+      this.proxy.drop(this);
+      return;
+    }
+    this.phase = 'head';
+    this.resHeadSent = false;
+    this.requestId = '';
+    this.deadline = Date.now() + this.proxy.idleTimeoutMs;
+    this.timeoutStatus = 0;
+    if (this.buf) this.tryHead();
+    if (this.phase === 'head') this.socket.resume();
+  }
+
+  /** The sweeper found this connection past its deadline. */
+  timedOut(): void {
+    if (this.phase === 'head' && this.timeoutStatus === 408) return this.fail(408, 'request head not received in time');
+    if (this.phase === 'exchange' && this.timeoutStatus === 504) {
+      const m = this.lease?.machine;
+      this.up?.destroy();
+      this.up = undefined;
+      this.keepAlive = false;
+      this.proxy.logger.warn('proxy: machine did not answer in time', { app: this.app, machine: m?.id, request_id: this.requestId });
+      return this.respond(504, `hangar proxy: machine ${m?.id ?? '?'} of app "${this.app}" did not answer within ${this.proxy.upstreamTimeoutMs} ms\n`);
+    }
+    this.socket.destroy();
+  }
+
+  private onClose(): void {
+    const wasUpgraded = this.phase === 'upgraded';
+    this.phase = 'closed';
+    if (this.up) {
+      this.up.owner = undefined;
+      this.up.destroy();
+      this.up = undefined;
+    }
+    this.releaseLease();
+    void wasUpgraded;
+    this.proxy.drop(this);
+  }
+}
+
+export class HttpProxy {
+  readonly pool: MachinePool;
+  readonly domain: string;
+  readonly region: string;
+  readonly logger: Logger;
+  readonly metrics: ProxyMetrics;
+  readonly headTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly upstreamTimeoutMs: number;
+  readonly upstreamIdleMs: number;
+  readonly maxHeadBytes: number;
+  readonly maxHeaders: number;
+  readonly maxReplayBodyBytes: number;
+  readonly httpsPort: () => number | undefined;
+  private readonly idle = new Map<string, Upstream[]>();
+  private readonly conns = new Set<ClientConn>();
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly idBase = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+
+  constructor(o: HttpProxyOptions) {
+    this.pool = o.pool;
+    this.domain = o.domain;
+    this.region = o.region;
+    this.logger = o.logger;
+    this.metrics = o.metrics;
+    this.headTimeoutMs = o.headTimeoutMs ?? 10_000;
+    this.idleTimeoutMs = o.idleTimeoutMs ?? 60_000;
+    this.upstreamTimeoutMs = o.upstreamTimeoutMs ?? 60_000;
+    this.upstreamIdleMs = o.upstreamIdleMs ?? 4_000;
+    this.maxHeadBytes = o.maxHeadBytes ?? 32 * 1024;
+    this.maxHeaders = o.maxHeaders ?? 100;
+    this.maxReplayBodyBytes = o.maxReplayBodyBytes ?? 1024 * 1024;
+    this.httpsPort = o.httpsPort ?? (() => undefined);
+    const tick = Math.max(20, Math.min(250, Math.floor(Math.min(this.headTimeoutMs, this.upstreamTimeoutMs) / 4)));
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const c of this.conns) if (c.deadline <= now) c.timedOut();
+    }, tick);
+    this.sweeper.unref();
+  }
+
+  newRequestId(): string {
+    return `${this.idBase}${(requestCounter++).toString(36).padStart(6, '0')}-${this.region}`;
+  }
+
+  /** Takes a client connection (a plain socket or a TLS socket after the handshake). */
+  handle(socket: Socket, kind: ListenerKind): void {
+    const c = new ClientConn(socket, kind, this);
+    this.conns.add(c);
+    this.metrics.activeConnections.inc({ kind });
+    (c as { kindLabel?: string }).kindLabel = kind;
+  }
+
+  drop(c: ClientConn): void {
+    if (this.conns.delete(c)) this.metrics.activeConnections.inc({ kind: c.kind }, -1);
+  }
+
+  takeIdle(key: string): Upstream | undefined {
+    const list = this.idle.get(key);
+    while (list && list.length > 0) {
+      const up = list.pop()!;
+      if (!up.destroyed) {
+        up.socket.setTimeout(0);
+        return up;
+      }
+    }
+    return undefined;
+  }
+
+  putIdle(up: Upstream): void {
+    let list = this.idle.get(up.key);
+    if (!list) this.idle.set(up.key, (list = []));
+    if (list.length >= 512) return up.destroy();
+    up.socket.setTimeout(this.upstreamIdleMs);
+    list.push(up);
+  }
+
+  forget(up: Upstream): void {
+    const list = this.idle.get(up.key);
+    if (!list) return;
+    const i = list.indexOf(up);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.idle.delete(up.key);
+  }
+
+  connections(): number {
+    return this.conns.size;
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+    for (const c of this.conns) c.socket.destroy();
+    for (const list of this.idle.values()) for (const up of list) up.destroy();
+    this.idle.clear();
+  }
+}

@@ -1,0 +1,346 @@
+/**
+ * The proxy's live view of machines: the route table plus what only this proxy knows (load per
+ * machine, starts in flight, machines being drained by autostop, recent start failures), and
+ * `acquire`, which turns one request into a machine to dial: balance, queue, or autostart and hold
+ * the request until the machine answers. Decisions are `balancer.decide`; this file does the I/O.
+ * @module
+ */
+import { connect, type Socket } from 'node:net';
+import type { RouteEvent, RouteMachine } from '../api-types/watch.js';
+import type { HangarClient } from '../client/client.js';
+import type { Logger } from '../core/logger.js';
+import type { AutostopMachine } from './autostop.js';
+import { decide, type Candidate } from './balancer.js';
+import type { ProxyMetrics } from './metrics.js';
+import { checksPass, machineAutostop, RouteTable, type ServiceMatch } from './route-table.js';
+
+/** A failure to serve that becomes an HTTP answer (or a closed TCP connection). */
+export class ProxyError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+export interface Lease {
+  machine: RouteMachine;
+  match: ServiceMatch;
+  /** The address to dial. */
+  host: string;
+  port: number;
+  release(): void;
+}
+
+export interface AcquireOptions {
+  /** Only this machine (`Fly-Force-Instance-Id`, `fly-replay: instance=`). */
+  instance?: string;
+  /** Only machines in this region (`fly-replay: region=`). */
+  region?: string;
+  /** Not this machine (`fly-replay: elsewhere=true`). */
+  exclude?: string;
+  /** Regions to prefer over the proxy's own order (`Fly-Prefer-Region`). */
+  preferRegions?: string[];
+}
+
+export interface PoolOptions {
+  client: HangarClient;
+  region: string;
+  /** Regions nearest first (the proxy's region first); others follow by name. */
+  regionOrder: string[];
+  logger: Logger;
+  metrics: ProxyMetrics;
+  /** How long a request may queue when every machine is at its hard limit (default 5 s). */
+  queueTimeoutMs: number;
+  /** Requests that may queue per app before new ones get 503 at once (default 1000). */
+  maxQueuedPerApp: number;
+  /** How long a request may wait for an autostarted machine to answer (default 20 s). */
+  startTimeoutMs: number;
+  /** A machine whose start failed is not tried again for this long (default 10 s). */
+  failedStartBackoffMs: number;
+  /** Overrides the address dialled for a machine (test seam: fake-driver machines have no network). */
+  resolveAddress?: (m: RouteMachine, internalPort: number) => { host: string; port: number };
+}
+
+interface Waiter {
+  wake(): void;
+}
+
+export class MachinePool {
+  readonly table = new RouteTable();
+  private readonly loads = new Map<string, number>();
+  private readonly lastActive = new Map<string, number>();
+  /** States this proxy caused (start, stop) before the watch stream confirms them. */
+  private readonly overrides = new Map<string, { state: string; until: number; setAt: number }>();
+  private readonly draining = new Set<string>();
+  private readonly starts = new Map<string, Promise<void>>();
+  private readonly failed = new Map<string, { until: number; reason: string }>();
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  private readonly queued = new Map<string, number>();
+
+  constructor(readonly options: PoolOptions) {}
+
+  apply(event: RouteEvent): void {
+    if (event.type === 'upsert') {
+      const o = this.overrides.get(event.machine.id);
+      // The stream confirms our change, or is news from well after it (a stale line from before our
+      // change can only arrive shortly after it).
+      if (o && (o.state === event.machine.state || Date.now() - o.setAt > 1000)) this.overrides.delete(event.machine.id);
+      if (event.machine.state === 'started' && !this.lastActive.has(event.machine.id)) this.lastActive.set(event.machine.id, Date.now());
+    }
+    for (const app of this.table.apply(event)) this.notify(app);
+  }
+
+  /** The state this proxy believes: its own recent change wins over a stale table for a while. */
+  stateOf(m: RouteMachine): string {
+    const o = this.overrides.get(m.id);
+    if (o) {
+      if (o.until > Date.now()) return o.state;
+      this.overrides.delete(m.id);
+    }
+    return m.state;
+  }
+
+  loadOf(id: string): number {
+    return this.loads.get(id) ?? 0;
+  }
+
+  queueDepth(): number {
+    let n = 0;
+    for (const v of this.queued.values()) n += v;
+    return n;
+  }
+
+  private notify(app: string): void {
+    const set = this.waiters.get(app);
+    if (!set) return;
+    this.waiters.delete(app);
+    for (const w of set) w.wake();
+  }
+
+  private waitForChange(app: string, deadline: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      let set = this.waiters.get(app);
+      if (!set) this.waiters.set(app, (set = new Set()));
+      const waiter: Waiter = {
+        wake: () => {
+          clearTimeout(timer);
+          resolve(true);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters.get(app)?.delete(waiter);
+        resolve(false);
+      }, Math.max(0, deadline - Date.now()));
+      set.add(waiter);
+    });
+  }
+
+  private address(m: RouteMachine, internalPort: number): { host: string; port: number } {
+    return this.options.resolveAddress?.(m, internalPort) ?? { host: m.private_ip, port: internalPort };
+  }
+
+  private lease(m: RouteMachine, match: ServiceMatch): Lease {
+    this.loads.set(m.id, (this.loads.get(m.id) ?? 0) + 1);
+    this.lastActive.set(m.id, Date.now());
+    let released = false;
+    return {
+      machine: m,
+      match,
+      ...this.address(m, match.internalPort),
+      release: () => {
+        if (released) return;
+        released = true;
+        const n = (this.loads.get(m.id) ?? 1) - 1;
+        if (n <= 0) this.loads.delete(m.id);
+        else this.loads.set(m.id, n);
+        this.lastActive.set(m.id, Date.now());
+        if (this.waiters.has(m.app_name)) this.notify(m.app_name);
+      },
+    };
+  }
+
+  /**
+   * A machine of `app` for one request or connection, per `select` (which service of a machine
+   * serves this listener). Queues, autostarts and waits as the balancer decides, within bounds.
+   */
+  async acquire(app: string, select: (m: RouteMachine) => ServiceMatch | undefined, hints: AcquireOptions = {}): Promise<Lease> {
+    const arrived = Date.now();
+    const queueDeadline = arrived + this.options.queueTimeoutMs;
+    const startDeadline = arrived + this.options.startTimeoutMs;
+    const failures: string[] = [];
+    let waitReason = '';
+    for (;;) {
+      const now = Date.now();
+      const machines = this.table.app(app);
+      if (machines.length === 0) throw new ProxyError(503, `app "${app}" has no machines`);
+      const matches = new Map<string, { m: RouteMachine; match: ServiceMatch }>();
+      const candidates: Candidate[] = [];
+      let autostart = false;
+      for (const m of machines) {
+        if (hints.instance && m.id !== hints.instance) continue;
+        if (hints.region && m.region !== hints.region) continue;
+        if (hints.exclude && m.id === hints.exclude) continue;
+        const match = select(m);
+        if (!match) continue;
+        matches.set(m.id, { m, match });
+        const settings = machineAutostop(m);
+        autostart ||= settings.autostart;
+        const draining = this.draining.has(m.id);
+        const state = draining ? 'stopping' : this.stateOf(m);
+        const failure = this.failed.get(m.id);
+        const hostOk = m.host_status === 'ok';
+        candidates.push({
+          id: m.id,
+          region: m.region,
+          state,
+          routable: state === 'started' && !m.cordoned && hostOk && checksPass(m),
+          startable: settings.autostart && !m.cordoned && hostOk && !(failure && failure.until > now),
+          starting: this.starts.has(m.id),
+          load: this.loads.get(m.id) ?? 0,
+          softLimit: match.softLimit,
+          hardLimit: match.hardLimit,
+        });
+      }
+      if (matches.size === 0) {
+        const what = hints.instance ? `machine ${hints.instance}` : hints.region ? `a machine in region ${hints.region}` : 'a machine';
+        throw new ProxyError(503, `app "${app}" has no ${what} with a service for this port`);
+      }
+      const regionOrder = hints.preferRegions?.length ? [...hints.preferRegions, ...this.options.regionOrder] : this.options.regionOrder;
+      const d = decide(candidates, { regionOrder, autostart });
+      if (d.kind === 'route') {
+        if (d.alsoStart) {
+          const s = matches.get(d.alsoStart)!;
+          void this.ensureStarted(s.m, s.match).catch(() => undefined);
+        }
+        const { m, match } = matches.get(d.id)!;
+        return this.lease(m, match);
+      }
+      if (d.kind === 'start') {
+        const { m, match } = matches.get(d.id)!;
+        try {
+          await this.ensureStarted(m, match, startDeadline);
+        } catch (err) {
+          failures.push(`machine ${m.id} failed to start: ${(err as Error).message}`);
+        }
+        if (Date.now() > startDeadline) throw new ProxyError(503, `app "${app}": ${failures.at(-1) ?? 'timed out starting a machine'}`);
+        continue;
+      }
+      if (d.kind === 'unavailable') {
+        throw new ProxyError(503, `app "${app}": ${d.reason}${failures.length ? `; ${failures.join('; ')}` : ''}`);
+      }
+      // queue
+      waitReason = d.reason;
+      const depth = this.queued.get(app) ?? 0;
+      if (depth >= this.options.maxQueuedPerApp) throw new ProxyError(503, `app "${app}" is over capacity: ${waitReason}, and ${depth} requests are already queued`);
+      const deadline = Math.max(queueDeadline, this.starts.size > 0 ? startDeadline : 0);
+      if (Date.now() >= deadline) throw new ProxyError(503, `app "${app}" is over capacity: ${waitReason}; waited ${Date.now() - arrived} ms`);
+      this.queued.set(app, depth + 1);
+      this.options.metrics.queueDepth.set(this.queueDepth());
+      try {
+        await this.waitForChange(app, deadline);
+      } finally {
+        const left = (this.queued.get(app) ?? 1) - 1;
+        if (left <= 0) this.queued.delete(app);
+        else this.queued.set(app, left);
+        this.options.metrics.queueDepth.set(this.queueDepth());
+      }
+    }
+  }
+
+  /**
+   * Starts (or resumes) `m` through the API once, however many requests ask, and resolves when
+   * its service port accepts a connection.
+   */
+  ensureStarted(m: RouteMachine, match: ServiceMatch, deadline = Date.now() + this.options.startTimeoutMs): Promise<void> {
+    let p = this.starts.get(m.id);
+    if (!p) {
+      const began = Date.now();
+      const from = this.stateOf(m);
+      p = (async () => {
+        try {
+          await this.options.client.machines.start(m.app_name, m.id);
+        } catch (err) {
+          // Someone else started it meanwhile: fine, it answers below.
+          if (!/already started|is started|current state: started/i.test((err as Error).message)) throw err;
+        }
+        this.overrides.set(m.id, { state: 'started', until: Date.now() + 10_000, setAt: Date.now() });
+        const { host, port } = this.address(m, match.internalPort);
+        await waitForPort(host, port, deadline);
+        this.lastActive.set(m.id, Date.now());
+        this.options.metrics.autostarts.inc({ app: m.app_name, from });
+        this.options.metrics.autostartSeconds.observe((Date.now() - began) / 1000);
+        this.options.logger.info('autostart: machine answers', { app: m.app_name, machine: m.id, from, ms: Date.now() - began });
+      })();
+      this.starts.set(m.id, p);
+      p.then(
+        () => undefined,
+        (err: unknown) => {
+          const reason = (err as Error).message;
+          this.failed.set(m.id, { until: Date.now() + this.options.failedStartBackoffMs, reason });
+          this.options.metrics.autostartFailures.inc({ app: m.app_name });
+          this.options.logger.warn('autostart: machine failed to start', { app: m.app_name, machine: m.id, error: reason });
+        },
+      ).finally(() => {
+        this.starts.delete(m.id);
+        this.notify(m.app_name);
+      });
+    }
+    return p;
+  }
+
+  // ---- autostop hooks -------------------------------------------------------------------------
+
+  autostopSnapshot(): AutostopMachine[] {
+    const now = Date.now();
+    const out: AutostopMachine[] = [];
+    for (const app of this.table.apps()) {
+      for (const m of this.table.app(app)) {
+        if (m.services.length === 0 || this.draining.has(m.id) || this.starts.has(m.id)) continue;
+        const settings = machineAutostop(m);
+        const soft = Math.min(...m.services.map((s) => s.concurrency?.soft_limit ?? 20));
+        out.push({
+          id: m.id, app, region: m.region, state: this.stateOf(m), autostop: settings.autostop, minRunning: settings.minRunning,
+          load: this.loads.get(m.id) ?? 0, softLimit: soft, idleMs: now - (this.lastActive.get(m.id) ?? 0),
+        });
+      }
+    }
+    return out;
+  }
+
+  drain(id: string): boolean {
+    if ((this.loads.get(id) ?? 0) > 0 || this.starts.has(id)) return false;
+    this.draining.add(id);
+    return true;
+  }
+
+  drained(id: string, result: { ok: true; state: 'stopped' | 'suspended' } | { ok: false }): void {
+    this.draining.delete(id);
+    if (result.ok) this.overrides.set(id, { state: result.state, until: Date.now() + 10_000, setAt: Date.now() });
+    this.lastActive.delete(id);
+    const m = this.table.get(id);
+    if (m) this.notify(m.app_name);
+  }
+}
+
+/** Resolves once `host:port` accepts a TCP connection (the app is listening), retrying until `deadline`. */
+export async function waitForPort(host: string, port: number, deadline: number): Promise<void> {
+  let delay = 1;
+  for (;;) {
+    const error = await new Promise<Error | undefined>((resolve) => {
+      const s: Socket = connect({ host, port });
+      const t = setTimeout(() => s.destroy(new Error('connect timeout')), Math.max(50, Math.min(1000, deadline - Date.now())));
+      s.once('connect', () => {
+        clearTimeout(t);
+        s.destroy();
+        resolve(undefined);
+      });
+      s.once('error', (err) => {
+        clearTimeout(t);
+        resolve(err);
+      });
+    });
+    if (!error) return;
+    if (Date.now() + delay > deadline) throw new Error(`its service at [${host}]:${port} did not accept connections in time (${error.message})`);
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 20);
+  }
+}
