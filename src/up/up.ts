@@ -24,6 +24,19 @@ import {
 } from './role-options.js';
 
 const DRIVERS = ['crun', 'runc', 'fake'] as const;
+
+async function startUpProxy(o: { apiUrl: string; token: string; region: string; listen: string | undefined; domain: string | undefined; dataDir: string }) {
+  const { createProxy } = await import('../proxy/create-proxy.js');
+  const { DEFAULT_APP_DOMAIN, DEFAULT_PROXY_LISTEN } = await import('../proxy/main.js');
+  const domain = o.domain ?? DEFAULT_APP_DOMAIN;
+  const listen = parseListen('proxy-listen', o.listen ?? DEFAULT_PROXY_LISTEN);
+  const proxy = createProxy({
+    apiUrl: o.apiUrl, token: o.token, region: o.region, domain, listen, logger: createLogger({ component: 'proxy' }),
+    metricsListen: { host: '127.0.0.1', port: 0 }, certDir: join(o.dataDir, 'proxy-certs'),
+  });
+  const running = await proxy.start();
+  return { url: running.url, domain, metricsUrl: running.metricsUrl, close: () => proxy.close() };
+}
 const MAIN_JS = fileURLToPath(new URL('../main.js', import.meta.url));
 
 export async function runUp(args: string[]): Promise<number> {
@@ -31,6 +44,9 @@ export async function runUp(args: string[]): Promise<number> {
     'data-dir': { type: 'string' },
     'api-listen': { type: 'string' },
     'agent-listen': { type: 'string' },
+    'proxy-listen': { type: 'string' },
+    'app-domain': { type: 'string' },
+    'no-proxy': { type: 'boolean' },
     region: { type: 'string' },
     driver: { type: 'string' },
     'allow-egress': { type: 'boolean' },
@@ -83,6 +99,12 @@ export async function runUp(args: string[]): Promise<number> {
   writeCliConfig(configDir, { api_url: url, token: adminToken });
   say(`hangar: API server ${url} (Fly Machines API under /v1), region ${region}, driver ${driver}`);
   say(`hangar: agent ${agentUrl}; CLI configured in ${join(configDir, 'config.json')} (\`hangar auth token\` prints the token)`);
+  // The edge proxy runs in this process too and follows the API's route stream like any other.
+  let proxy: Awaited<ReturnType<typeof startUpProxy>> | undefined;
+  if (!flags['no-proxy']) {
+    proxy = await startUpProxy({ apiUrl: url, token: adminToken, region, listen: flags['proxy-listen'], domain: flags['app-domain'], dataDir });
+    say(`hangar: proxy ${proxy.url} routes <app>.${proxy.domain} to apps (metrics ${proxy.metricsUrl})`);
+  }
   say('hangar: up. Press Ctrl-C to stop.');
 
   await new Promise<void>((resolve) => {
@@ -98,6 +120,7 @@ export async function runUp(args: string[]): Promise<number> {
   process.once('SIGINT', forceQuit);
   process.once('SIGTERM', forceQuit);
   say('hangar: shutting down ...');
+  await proxy?.close();
   await server.close();
   await agent.stop();
   say('hangar: stopped');
