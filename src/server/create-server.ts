@@ -86,7 +86,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
         }
         continue;
       }
-      await machines.applyAgentEvent({ seq: m.seq, machine_id: m.id, state: m.state, version: m.version, private_ip: m.private_ip });
+      await machines.applyAgentEvent({ seq: m.seq, machine_id: m.id, state: m.state, version: m.version, private_ip: m.private_ip, ...(m.checks ? { checks: m.checks } : {}) });
     }
   };
 

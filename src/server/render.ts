@@ -32,7 +32,7 @@ export function renderMachine(m: MachineRecord, options: RenderOptions): Machine
   if (!options.summary) {
     machine.config = m.config;
     machine.events = options.events ?? [];
-    machine.checks = [];
+    machine.checks = m.checks ?? [];
   }
   if (options.lease && options.lease.expires_at * 1000 > Date.now()) {
     machine.lease = { owner: options.lease.owner, description: options.lease.description, expires_at: options.lease.expires_at };

@@ -34,6 +34,7 @@ export const STORE_CONFORMANCE_TESTS = [
   'setMachineMetadata replaces only config.metadata',
   'setCordoned sets and clears cordoned',
   'applyRuntime applies newer changes only and says whether it did',
+  'applyRuntime replaces check statuses when a change carries them and keeps them otherwise',
   'versions are listed newest first, per machine',
   'events are listed newest first, a duplicate id is ignored, limit holds',
   'leases are put, read, replaced and deleted',
@@ -421,6 +422,30 @@ const CASES: Record<StoreConformanceTest, (store: Store) => Promise<void>> = {
     assert.equal(await store.applyRuntime(m.id, update(10, 'stopped')), true, 'seqs may skip');
     assert.equal((await store.getMachine(m.id))?.state, 'stopped');
     assert.equal(await store.applyRuntime(newMachineId(), update(99, 'started')), false, 'an unknown machine');
+  },
+
+  async 'applyRuntime replaces check statuses when a change carries them and keeps them otherwise'(store) {
+    const { app } = await orgAndApp(store);
+    const m = machineRecord(app.id, { state: 'started', agent_seq: 1 });
+    await store.insertMachine(m);
+    assert.equal((await store.getMachine(m.id))?.checks, undefined, 'none until reported');
+    const base = { state: 'started', private_ip: m.private_ip, updated_at: '2030-01-01T00:00:00.000Z' };
+    const passing = [{ name: 'servicecheck-00-http-8080', status: 'passing' as const, output: 'HTTP GET /: 200 OK', updated_at: '2030-01-01T00:00:02.000Z' }];
+    assert.equal(await store.applyRuntime(m.id, { ...base, agent_seq: 2, checks: passing }), true);
+    assert.deepEqual((await store.getMachine(m.id))?.checks, passing);
+    assert.equal(await store.applyRuntime(m.id, { ...base, agent_seq: 3 }), true);
+    assert.deepEqual((await store.getMachine(m.id))?.checks, passing, 'a change without checks keeps them');
+    const critical = [{ ...passing[0]!, status: 'critical' as const, output: 'HTTP GET /: connect ECONNREFUSED' }];
+    assert.equal(await store.applyRuntime(m.id, { ...base, agent_seq: 3, checks: critical }), false, 'an old change does not touch them');
+    assert.deepEqual((await store.getMachine(m.id))?.checks, passing);
+    assert.equal(await store.applyRuntime(m.id, { ...base, state: 'stopping', agent_seq: 4, checks: [] }), true);
+    assert.deepEqual((await store.getMachine(m.id))?.checks, [], 'an empty list clears them');
+    const [listed] = await store.listMachines(app.id);
+    assert.deepEqual(listed?.checks, []);
+    // insertMachine keeps them too (round trip).
+    const other = machineRecord(app.id, { checks: passing });
+    await store.insertMachine(other);
+    assert.deepEqual((await store.getMachine(other.id))?.checks, passing);
   },
 
   async 'versions are listed newest first, per machine'(store) {

@@ -5,7 +5,7 @@
  * networked backend fits behind it unchanged.
  * @module
  */
-import type { MachineConfig, MachineEvent, ImageRef } from '../api-types/machine.js';
+import type { CheckStatus, MachineConfig, MachineEvent, ImageRef } from '../api-types/machine.js';
 
 export interface OrgRecord {
   id: number;
@@ -57,6 +57,8 @@ export interface MachineRecord {
   cordoned: boolean;
   /** Sequence number of the last agent change applied; older changes are ignored. */
   agent_seq: number;
+  /** Health-check statuses as the agent last reported them; absent until it reports any. */
+  checks?: CheckStatus[];
   created_at: string;
   updated_at: string;
 }
@@ -84,6 +86,8 @@ export interface RuntimeUpdate {
   private_ip: string;
   agent_seq: number;
   updated_at: string;
+  /** Replaces the machine's check statuses (in the same write); absent keeps them. */
+  checks?: CheckStatus[];
 }
 
 export interface Store {

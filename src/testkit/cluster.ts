@@ -8,6 +8,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { CheckOptions } from '../agent/checks/check-manager.js';
 import { createAgent } from '../agent/create-agent.js';
 import type { Driver } from '../agent/drivers/driver.js';
 import { FakeDriver } from '../agent/drivers/fake/fake-driver.js';
@@ -28,6 +29,8 @@ export interface ClusterOptions {
   logger?: Logger;
   /** Check every client response against the OpenAPI document (default: when the document exists). */
   contract?: boolean;
+  /** Health-check options of every agent (e.g. `resolveAddress` to loopback with the fake driver). */
+  checks?: CheckOptions;
 }
 
 export interface TestCluster {
@@ -71,7 +74,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     const hostId = `host-${index}-${region}`;
     const token = `agent-token-${index}`;
     const driver = newDriver?.(hostId, dataDir) ?? new FakeDriver({ hostId });
-    const agent = createAgent({ dataDir, region, hostId, driver, token, logger, listen: { host: '127.0.0.1', port } });
+    const agent = createAgent({ dataDir, region, hostId, driver, token, logger, listen: { host: '127.0.0.1', port }, ...(options.checks ? { checks: options.checks } : {}) });
     const { url } = await agent.start();
     return { url, token, dataDir, hostId, region, driver, close: () => agent.close() };
   };

@@ -44,7 +44,7 @@ export function registerWatchRoutes(router: Router, deps: WatchRouteDeps): void 
       return {
         id: m.id, app_name: app.name, org_slug: app.org.slug, region: m.region, state: m.state, private_ip: m.private_ip,
         version: m.version, cordoned: m.cordoned, services: m.config.services ?? [], check_configs: m.config.checks ?? {},
-        checks: [], metadata: m.config.metadata ?? {}, host_status: deps.hosts.isReachable(m.host_id) ? 'ok' : 'unreachable',
+        checks: m.checks ?? [], metadata: m.config.metadata ?? {}, host_status: deps.hosts.isReachable(m.host_id) ? 'ok' : 'unreachable',
         updated_at: m.updated_at,
       };
     };

@@ -410,7 +410,10 @@ export class MachineService {
     const now = new Date().toISOString();
     const known = await this.store.getMachine(event.machine_id);
     if (!known) return; // a machine whose creation was rolled back, or an app deleted since
-    await this.store.applyRuntime(event.machine_id, { state: event.state, private_ip: event.private_ip, agent_seq: event.seq, updated_at: now });
+    // Check statuses ride on the change that altered them (absent: unchanged), in the same write.
+    await this.store.applyRuntime(event.machine_id, {
+      state: event.state, private_ip: event.private_ip, agent_seq: event.seq, updated_at: now, ...(event.checks ? { checks: event.checks } : {}),
+    });
     // The digest the agent pulled: image_ref names exactly what runs (only for the version it prepared).
     if (event.image_digest && known.version === event.version && known.image_ref.digest !== event.image_digest) {
       await this.store.setMachineConfig(known.id, known.config, known.version, { ...known.image_ref, digest: event.image_digest }, now);

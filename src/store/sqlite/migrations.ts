@@ -78,4 +78,6 @@ export const MIGRATIONS: readonly string[] = [
   `,
   // Machine names are looked up on every create.
   `CREATE INDEX machines_app_name ON machines(app_id, name);`,
+  // Health-check statuses the agents report (JSON array of CheckStatus; NULL until the first report).
+  `ALTER TABLE machines ADD COLUMN checks TEXT;`,
 ];

@@ -162,11 +162,11 @@ export class SqliteStore implements Store {
 
   async insertMachine(m: MachineRecord): Promise<void> {
     this.stmt(
-      `INSERT INTO machines (id, app_id, name, region, host_id, state, version, config, private_ip, image_ref, cordoned, agent_seq, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO machines (id, app_id, name, region, host_id, state, version, config, private_ip, image_ref, cordoned, agent_seq, checks, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       m.id, m.app_id, m.name, m.region, m.host_id, m.state, m.version, JSON.stringify(m.config), m.private_ip,
-      JSON.stringify(m.image_ref), m.cordoned ? 1 : 0, m.agent_seq, m.created_at, m.updated_at,
+      JSON.stringify(m.image_ref), m.cordoned ? 1 : 0, m.agent_seq, m.checks ? JSON.stringify(m.checks) : null, m.created_at, m.updated_at,
     );
   }
 
@@ -219,8 +219,8 @@ export class SqliteStore implements Store {
 
   async applyRuntime(id: string, u: RuntimeUpdate): Promise<boolean> {
     const info = this.stmt(
-      'UPDATE machines SET state = ?, private_ip = ?, agent_seq = ?, updated_at = ? WHERE id = ? AND agent_seq < ?',
-    ).run(u.state, u.private_ip, u.agent_seq, u.updated_at, id, u.agent_seq);
+      'UPDATE machines SET state = ?, private_ip = ?, agent_seq = ?, updated_at = ?, checks = COALESCE(?, checks) WHERE id = ? AND agent_seq < ?',
+    ).run(u.state, u.private_ip, u.agent_seq, u.updated_at, u.checks ? JSON.stringify(u.checks) : null, id, u.agent_seq);
     return info.changes > 0;
   }
 
@@ -306,7 +306,7 @@ function toEvent(r: Row): MachineEvent {
 }
 
 function toMachine(r: Row): MachineRecord {
-  return {
+  const machine: MachineRecord = {
     id: r.id as string,
     app_id: r.app_id as string,
     name: r.name as string,
@@ -322,6 +322,8 @@ function toMachine(r: Row): MachineRecord {
     created_at: r.created_at as string,
     updated_at: r.updated_at as string,
   };
+  if (typeof r.checks === 'string') machine.checks = JSON.parse(r.checks);
+  return machine;
 }
 
 function matchesFilter(m: MachineRecord, f: MachineFilter): boolean {
