@@ -153,6 +153,7 @@ export function createProxy(o: ProxyOptions) {
       plain = createServer({ noDelay: true }, (s) => http.handle(s, 'http'));
       const httpPort = await listen(plain, o.listen);
       if (o.httpsListen) {
+        await certs.ensureCa();
         secure = createTlsServer(
           {
             SNICallback: (name, cb) => {

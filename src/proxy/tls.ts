@@ -22,7 +22,8 @@ export class CertStore {
     return join(this.dir, 'ca.crt');
   }
 
-  private ensureCa(): Promise<void> {
+  /** Creates the CA (once) so clients can be given `ca.crt` before the first handshake. */
+  ensureCa(): Promise<void> {
     this.ca ??= (async () => {
       mkdirSync(this.dir, { recursive: true, mode: 0o700 });
       if (existsSync(join(this.dir, 'ca.key')) && existsSync(this.caFile)) return;
