@@ -26,7 +26,12 @@ export interface RouteMachine {
   services: NonNullable<MachineConfig['services']>;
   /** Top-level `config.checks` (kind readiness takes a machine out of the pool when failing). */
   check_configs: NonNullable<MachineConfig['checks']>;
-  /** Current results of service and machine checks; empty until checks have run. */
+  /**
+   * Current statuses of the service and top-level checks (docs/checks.md): `warning` until a check
+   * first runs after a start, then `passing` or `critical`; empty when the machine is not started
+   * or declares no checks. Route only when every service check and every `readiness` check is
+   * `passing`.
+   */
   checks: CheckStatus[];
   metadata: Record<string, string>;
   /** `unreachable` when the agent that owns the machine is not connected. */
