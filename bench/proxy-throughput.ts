@@ -1,0 +1,133 @@
+/**
+ * Proxy throughput and added latency, one run, same backend for every path: a loopback NGINX
+ * serving a 12-byte body (the backend of field-numbers §5.2), reached directly, through Debian's
+ * NGINX as a reverse proxy (2 workers, upstream keepalive 64), and through the Hangar proxy (its own
+ * process; its route table is fed one machine whose address is the backend — the `manualRoutes` +
+ * `resolveAddress` seam, so the data path is measured without containers). wrk, 1 thread, 64
+ * keep-alive connections, 8 s each; then 1,000 concurrent connections through the Hangar proxy.
+ * Writes bench/results/proxy-throughput.json. Needs nginx and wrk (`apt-get install -y nginx wrk`).
+ *
+ *   npx tsc -p tsconfig.json && node dist/bench/proxy-throughput.js
+ * @module
+ */
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const DURATION = process.env.BENCH_DURATION ?? '8s';
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+interface WrkResult { rps: number; p50_ms: number; p99_ms: number; errors: number; non2xx: number; requests: number }
+
+function ms(v: string): number {
+  const m = /([\d.]+)(us|ms|s)/.exec(v);
+  if (!m) return NaN;
+  const n = Number(m[1]);
+  return m[2] === 'us' ? n / 1000 : m[2] === 's' ? n * 1000 : n;
+}
+
+function wrk(url: string, host: string, connections: number, duration = DURATION): WrkResult {
+  const out = execFileSync('wrk', ['-t', connections > 100 ? '2' : '1', '-c', String(connections), '-d', duration, '--latency', '-H', `Host: ${host}`, url], { encoding: 'utf8' });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const p50 = ms(/\s50%\s+(\S+)/.exec(out)?.[1] ?? '');
+  const p99 = ms(/\s99%\s+(\S+)/.exec(out)?.[1] ?? '');
+  const err = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const errors = err ? Number(err[1]) + Number(err[2]) + Number(err[3]) + Number(err[4]) : 0;
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
+  return { rps, p50_ms: p50, p99_ms: p99, errors, non2xx, requests };
+}
+
+async function waitPort(port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const { connect } = require_net();
+      const s = connect({ host: '127.0.0.1', port });
+      s.once('connect', () => { s.destroy(); resolve(true); });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`port ${port} never opened`);
+}
+import * as net from 'node:net';
+const require_net = () => net;
+
+async function serveProxy(backendPort: number, listenPort: number): Promise<void> {
+  const { createProxy } = await import('../src/proxy/create-proxy.js');
+  const proxy = createProxy({
+    apiUrl: 'http://127.0.0.1:9', token: 'unused', listen: { host: '127.0.0.1', port: listenPort }, manualRoutes: true, autostopIntervalMs: 0,
+    resolveAddress: () => ({ host: '127.0.0.1', port: backendPort }),
+  });
+  proxy.apply({
+    type: 'snapshot', seq: 1, machines: [{
+      id: 'bench0000000001', app_name: 'bench', org_slug: 'personal', region: 'lcl', state: 'started', private_ip: '127.0.0.1', version: '1', cordoned: false,
+      services: [{ protocol: 'tcp', internal_port: backendPort, ports: [{ port: 80, handlers: ['http'] }], concurrency: { type: 'requests', soft_limit: 5000, hard_limit: 10000 } }],
+      check_configs: {}, checks: [], metadata: {}, host_status: 'ok', updated_at: '',
+    }],
+  });
+  await proxy.start();
+  process.stdout.write('ready\n');
+}
+
+async function main(): Promise<void> {
+  if (process.argv[2] === 'serve') return serveProxy(Number(process.argv[3]), Number(process.argv[4]));
+  for (const tool of ['nginx', 'wrk']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) throw new Error(`${tool} is missing: apt-get install -y nginx wrk`);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'hangar-bench-proxy-'));
+  const children: ChildProcess[] = [];
+  try {
+    const [backendPort, nginxProxyPort, hangarPort] = [await freePort(), await freePort(), await freePort()];
+    const conf = (name: string, server: string) => {
+      const path = join(dir, `${name}.conf`);
+      writeFileSync(path, `worker_processes 2;\npid ${dir}/${name}.pid;\nerror_log ${dir}/${name}.err warn;\ndaemon off;\nworker_rlimit_nofile 20000;\nevents { worker_connections 8192; }\nhttp {\n access_log off;\n client_body_temp_path ${dir}/${name}-body;\n proxy_temp_path ${dir}/${name}-proxy;\n fastcgi_temp_path ${dir}/${name}-fcgi;\n uwsgi_temp_path ${dir}/${name}-uwsgi;\n scgi_temp_path ${dir}/${name}-scgi;\n keepalive_requests 100000;\n${server}\n}\n`);
+      return path;
+    };
+    const backendConf = conf('backend', ` server { listen 127.0.0.1:${backendPort}; location / { return 200 "hello world\\n"; } }`);
+    const proxyConf = conf('nginxproxy', ` upstream be { server 127.0.0.1:${backendPort}; keepalive 64; }\n server { listen 127.0.0.1:${nginxProxyPort}; location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; } }`);
+    for (const c of [backendConf, proxyConf]) children.push(spawn('nginx', ['-c', c, '-p', dir], { stdio: 'ignore' }));
+    const hangar = spawn(process.execPath, [fileURLToPath(import.meta.url), 'serve', String(backendPort), String(hangarPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(hangar);
+    await Promise.all([waitPort(backendPort), waitPort(nginxProxyPort), waitPort(hangarPort)]);
+
+    const host = 'bench.localhost';
+    wrk(`http://127.0.0.1:${hangarPort}/`, host, 64, '2s'); // warm up
+    wrk(`http://127.0.0.1:${nginxProxyPort}/`, host, 64, '2s');
+    const direct = wrk(`http://127.0.0.1:${backendPort}/`, host, 64);
+    const nginx = wrk(`http://127.0.0.1:${nginxProxyPort}/`, host, 64);
+    const hangarRun = wrk(`http://127.0.0.1:${hangarPort}/`, host, 64);
+    const thousand = wrk(`http://127.0.0.1:${hangarPort}/`, host, 1000, '5s');
+    const result = {
+      benchmark: 'proxy-throughput',
+      date: new Date().toISOString(),
+      host: { node: process.version, cpus: (await import('node:os')).cpus().length, nginx: spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr.trim() },
+      what: 'wrk -t1 -c64 keep-alive, 8 s per path, same loopback NGINX backend (12-byte body); all processes on this box',
+      direct, nginx_proxy: nginx, hangar_proxy: hangarRun,
+      throughput_ratio_vs_nginx: Number((hangarRun.rps / nginx.rps).toFixed(3)),
+      added_p99_ms: Number((hangarRun.p99_ms - direct.p99_ms).toFixed(3)),
+      added_p99_ms_nginx: Number((nginx.p99_ms - direct.p99_ms).toFixed(3)),
+      connections_1000: thousand,
+      targets: { throughput_ratio: '>= 0.8', added_p99_ms: '<= 2', connections_1000_errors: 0 },
+    };
+    writeFileSync(join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bench', 'results', 'proxy-throughput.json'), `${JSON.stringify(result, null, 2)}\n`);
+    console.log(JSON.stringify(result, null, 2));
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
