@@ -80,6 +80,8 @@ interface CrunMachine {
   /** Cleanup after the last run (unmount); `start` and `destroy` wait for it. */
   settling: Promise<void>;
   execs: Set<() => void>;
+  /** The bundle's config.json as this agent last wrote it (skips rewriting an unchanged one). */
+  writtenConfig?: string;
 }
 
 interface SavedMachine {
@@ -168,24 +170,33 @@ export class CrunDriver implements Driver {
       throw new HangarError('failed_precondition', `machine ${id}: nothing to run: image ${m.image.name} has no Entrypoint or Cmd and config.init sets none`);
     }
     const paths = this.paths(m);
-    const rootfs = await this.options.images.mountRootfs(m.dir, m.image.rootfsDir);
+    // The upper dir is fresh at every start, so without config.files the merged rootfs reads like
+    // the image's own: look the user and the entrypoint up there while the overlay mounts (the
+    // mount is a process spawn; doing both at once takes a few ms off every start).
+    const mounting = this.options.images.mountRootfs(m.dir, m.image.rootfsDir);
+    const early = (m.spec.config.files ?? []).length === 0;
+    const clearing = Promise.all([rm(paths.pid, { force: true }), rm(paths.exitCode, { force: true })]);
+    const lookingUp = early ? resolveUser(m.image.rootfsDir, m.image.config.User) : undefined;
     let config;
     try {
-      await writeMachineFiles(rootfs, m.spec.config.files);
-      const user = await resolveUser(rootfs, m.image.config.User);
+      const [rootfs, earlyUser] = await Promise.all([mounting, lookingUp, clearing]);
+      if (!early) await writeMachineFiles(rootfs, m.spec.config.files);
+      const user = earlyUser ?? await resolveUser(rootfs, m.image.config.User);
       config = buildOciSpec({
         spec: m.spec, image: m.image, network: m.network, user, cgroupParent: this.cgroupParent,
         paths: { rootfs, tini: this.tini, resolvConf: join(m.dir, 'etc', 'resolv.conf'), hosts: join(m.dir, 'etc', 'hosts'), hostname: join(m.dir, 'etc', 'hostname') },
       });
-      if (!(await findExecutable(rootfs, argv[0]!, config.process.env))) {
+      const configJson = JSON.stringify(config);
+      const [found] = await Promise.all([
+        findExecutable(early ? m.image.rootfsDir : rootfs, argv[0]!, config.process.env),
+        // Unchanged since the last start of this agent (the usual stop → start): skip the write.
+        configJson === m.writtenConfig ? undefined : writeFile(join(paths.bundle, 'config.json'), configJson).then(() => void (m.writtenConfig = configJson)),
+      ]);
+      if (!found) {
         throw new HangarError('failed_precondition', `machine ${id}: cannot start: ${JSON.stringify(argv[0])} was not found in image ${m.image.name} (PATH ${config.process.env.find((e) => e.startsWith('PATH='))?.slice(5) ?? ''}); fix config.init or the image's entrypoint`);
       }
-      await Promise.all([
-        writeFile(join(paths.bundle, 'config.json'), JSON.stringify(config)),
-        rm(paths.pid, { force: true }),
-        rm(paths.exitCode, { force: true }),
-      ]);
     } catch (err) {
+      await Promise.allSettled([mounting, lookingUp, clearing]);
       await this.options.images.unmountRootfs(m.dir).catch(() => {});
       throw err;
     }
