@@ -130,7 +130,7 @@ export function createProxy(o: ProxyOptions) {
   const listen = (server: Server | HttpServer, l: Listen) =>
     new Promise<number>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(l.port, l.host, () => {
+      server.listen({ port: l.port, host: l.host, backlog: 4096 }, () => {
         server.off('error', reject);
         resolve((server.address() as AddressInfo).port);
       });
