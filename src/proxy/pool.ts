@@ -192,7 +192,7 @@ export class MachinePool {
           id: m.id,
           region: m.region,
           state,
-          routable: state === 'started' && !m.cordoned && hostOk && checksPass(m),
+          routable: state === 'started' && !m.cordoned && hostOk && checksPass(m, this.overrides.has(m.id)),
           startable: settings.autostart && !m.cordoned && hostOk && !(failure && failure.until > now),
           starting: this.starts.has(m.id),
           load: this.loads.get(m.id) ?? 0,

@@ -54,7 +54,11 @@ test('services: http vs https vs tcp ports, limits and defaults', () => {
 });
 
 test('checks and autostop settings', () => {
-  assert.equal(checksPass(rm('a', 'w', { checks: [{ name: 'x', status: 'warning', output: '' } as never] })), true);
+  assert.equal(checksPass(rm('a', 'w', { checks: [{ name: 'x', status: 'warning', output: '' } as never] })), false);
+  assert.equal(checksPass(rm('a', 'w', { checks: [{ name: 'x', status: 'warning', output: '' } as never] }), true), true);
+  assert.equal(checksPass(rm('a', 'w', { checks: [{ name: 'x', status: 'passing', output: '' } as never] })), true);
+  assert.equal(checksPass(rm('a', 'w', { check_configs: { info: {} }, checks: [{ name: 'info', status: 'critical', output: '' } as never] })), true);
+  assert.equal(checksPass(rm('a', 'w', { check_configs: { ready: { kind: 'readiness' } }, checks: [{ name: 'ready', status: 'critical', output: '' } as never] })), false);
   assert.equal(checksPass(rm('a', 'w', { checks: [{ name: 'x', status: 'critical', output: '' } as never] })), false);
   const m = rm('a', 'w', { services: [
     { protocol: 'tcp', internal_port: 1, autostop: 'suspend', min_machines_running: 2 },

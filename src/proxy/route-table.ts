@@ -187,9 +187,19 @@ export function appFromHost(host: string | undefined, domain: string): string | 
   return /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(app) ? app : undefined;
 }
 
-/** A machine's checks let traffic in when none is critical (no results yet counts as healthy). */
-export function checksPass(m: RouteMachine): boolean {
-  for (const c of m.checks) if (c.status === 'critical') return false;
+/**
+ * The routing rule of `api-types/watch.ts`: every service check and every top-level `readiness`
+ * check must be `passing` (informational top-level checks never matter); no checks = healthy.
+ * With `allowWarning`, checks that have not run yet (`warning`) do not block (used for a machine
+ * this proxy just started and saw accept connections).
+ */
+export function checksPass(m: RouteMachine, allowWarning = false): boolean {
+  for (const c of m.checks) {
+    const top = m.check_configs[c.name];
+    if (top && top.kind !== 'readiness') continue;
+    if (c.status === 'passing' || (allowWarning && c.status === 'warning')) continue;
+    return false;
+  }
   return true;
 }
 
