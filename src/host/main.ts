@@ -5,7 +5,7 @@
  * @module
  */
 import { parseArgs } from 'node:util';
-import { UsageError } from '../up/role-options.js';
+import { HangarError } from '../core/errors.js';
 import { realExecutor, realProbes } from './probes.js';
 import { HOST_REQUIREMENTS } from './requirements.js';
 import { checkHost, formatCheck, setupHost } from './runner.js';
@@ -35,7 +35,7 @@ export async function runHostMain(args: string[], io: HostIO = { stdout: process
   try {
     flags = parseArgs({ args: rest, options: { json: { type: 'boolean' } }, strict: true, allowPositionals: false }).values;
   } catch (err) {
-    throw new UsageError(`hangar host ${command}: ${(err as Error).message.split('\n')[0]}; run \`hangar host --help\``);
+    throw new HangarError('invalid_argument', `hangar host ${command}: ${(err as Error).message.split('\n')[0]}; run \`hangar host --help\``);
   }
   switch (command) {
     case 'check': {
@@ -44,7 +44,7 @@ export async function runHostMain(args: string[], io: HostIO = { stdout: process
       return report.ok ? 0 : 1;
     }
     case 'setup': {
-      if (flags.json) throw new UsageError('hangar host setup: --json is only for `hangar host check`');
+      if (flags.json) throw new HangarError('invalid_argument', 'hangar host setup: --json is only for `hangar host check`');
       if (process.getuid?.() !== 0) {
         io.stderr.write(
           'hangar host setup must run as root: it installs Debian packages, mounts a cgroup hierarchy and sets sysctls. ' +
@@ -57,6 +57,6 @@ export async function runHostMain(args: string[], io: HostIO = { stdout: process
       return outcome.ok ? 0 : 1;
     }
     default:
-      throw new UsageError(`hangar host: unknown command ${JSON.stringify(command)}; commands: setup, check`);
+      throw new HangarError('invalid_argument', `hangar host: unknown command ${JSON.stringify(command)}; commands: setup, check`);
   }
 }
