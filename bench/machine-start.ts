@@ -1,9 +1,15 @@
 /**
- * Machine start latency on crun: 100 stop→start cycles of one busybox-httpd machine through the
- * agent's HTTP RPC (POST /agent/v1/machines/{id}/start), each timed from the start request to the
- * first HTTP 200 from the app on the machine's private IPv4; against the floor: a bare
- * `crun run -d` of the same bundle (same rootfs overlay, netns, cgroup limits) to the first 200.
- * Writes bench/results/machine-start.json. Needs root, crun, tini-static, busybox-static.
+ * Machine start latency on crun, three ways in one run, 100 stop→start cycles each of one
+ * busybox-httpd machine, each timed from the start request to the first HTTP 200 from the app:
+ *   1. the public API of a real `hangar up --driver crun` (own process; the agent is its child):
+ *      POST /v1/apps/{app}/machines/{id}/start → 200 on the machine's private IP (6PN IPv6);
+ *   2. the agent's HTTP RPC (POST /agent/v1/machines/{id}/start, agent in this process) → 200 on
+ *      the private IPv4;
+ *   3. the floor: a bare `crun run -d` of the agent's bundle (same rootfs overlay, netns, cgroup
+ *      limits; the overlay is mounted beforehand, untimed) → 200.
+ * Writes bench/results/machine-start.json. Needs root, crun, tini-static, busybox-static,
+ * docker-registry and skopeo. Targets (issue: runtime): public API p50 ≤ 30 ms, p99 ≤ 80 ms,
+ * p50 ≤ 1.5× the bare floor.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/machine-start.js [cycles]
  * @module
@@ -18,6 +24,7 @@ import { realProviders, tempDataDir, crunUnavailable } from '../src/agent/driver
 import { mountMachineRootfs, unmountMachineRootfs } from '../src/agent/images/image-store.js';
 import { silentLogger } from '../src/core/logger.js';
 import { baseSpec } from '../src/agent/drivers/driver.conformance.js';
+import { startCrunHangar } from './lib/crun-hangar.js';
 
 const cycles = Number(process.argv[2] ?? 100);
 
@@ -52,9 +59,36 @@ function stats(samples: number[]) {
   return { n: s.length, min: r(s[0]!), p50: r(q(0.5)), p90: r(q(0.9)), p99: r(q(0.99)), max: r(s.at(-1)!), mean: r(s.reduce((a, b) => a + b, 0) / s.length) };
 }
 
+/** Phase 1: the public API of `hangar up` (API server → agent RPC → driver), timed to HTTP 200 on the private IP. */
+async function publicApiSamples(): Promise<number[]> {
+  const h = await startCrunHangar('start', { bridge: 'hgbs0', ipv4Cidr: '10.180.0.0/16', ipv6Net: 0xb50, netnsPrefix: 'hbs-', nftTable: 'hangar_hgbs0' });
+  const samples: number[] = [];
+  try {
+    const m = await h.api.call<{ id: string; private_ip: string }>('POST', '/v1/apps/bench/machines', { config: { image: h.image, restart: { policy: 'no' } } });
+    await firstOk(m.private_ip);
+    const base = `/v1/apps/bench/machines/${m.id}`;
+    const stop = async () => {
+      await h.api.call('POST', `${base}/stop`, { signal: 'SIGTERM', timeout: '2s' });
+      await h.api.call('GET', `${base}/wait?state=stopped&timeout=10`);
+    };
+    await stop();
+    for (let i = 0; i < cycles + 3; i++) {
+      const began = performance.now();
+      await h.api.call('POST', `${base}/start`);
+      await firstOk(m.private_ip);
+      if (i >= 3) samples.push(performance.now() - began); // 3 warm-up cycles
+      await stop();
+    }
+  } finally {
+    await h.close();
+  }
+  return samples;
+}
+
 async function main(): Promise<void> {
   const unavailable = crunUnavailable();
   if (unavailable) throw new Error(`cannot run the benchmark here: ${unavailable}`);
+  const apiSamples = await publicApiSamples();
   const root = await tempDataDir('hangar-bench-start-');
   const providers = await realProviders(root, { bridge: 'hgbench0', ipv4Cidr: '10.250.0.0/16', ipv6Net: 0xbe, netnsPrefix: 'hb-' });
   const dataDir = join(root, 'agent');
@@ -117,9 +151,15 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     host: { node: process.version, runtime: driver.runtime.name },
     cycles,
-    what: 'start call (agent HTTP RPC) → first HTTP 200 from busybox httpd on the machine private IPv4, vs bare `crun run -d` of the same bundle → first HTTP 200',
+    what: 'start of a stopped machine → first HTTP 200 from busybox httpd on its private IP: through the public API of `hangar up --driver crun` (private 6PN IPv6), through the agent HTTP RPC (private IPv4), and the floor: bare `crun run -d` of the same bundle → first HTTP 200',
+    api_start_to_http_200_ms: stats(apiSamples),
     agent_start_to_http_200_ms: stats(agentSamples),
     bare_crun_run_to_http_200_ms: stats(bareSamples),
+    ratios_p50: {
+      api_vs_bare: Math.round((stats(apiSamples).p50 / stats(bareSamples).p50) * 100) / 100,
+      agent_vs_bare: Math.round((stats(agentSamples).p50 / stats(bareSamples).p50) * 100) / 100,
+    },
+    targets: { api_p50_ms: 30, api_p99_ms: 80, api_vs_bare_p50: 1.5 },
   };
   await mkdir(new URL('../../bench/results/', import.meta.url), { recursive: true });
   await writeFile(new URL('../../bench/results/machine-start.json', import.meta.url), `${JSON.stringify(result, null, 2)}\n`);

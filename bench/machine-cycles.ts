@@ -1,0 +1,112 @@
+/**
+ * Leak check: N start/stop cycles (default 10,000; BENCH_CYCLES lowers it, BENCH_MAX_SECONDS bounds
+ * the run, default 1,800 s) of one busybox-httpd machine through the public API of a real
+ * `hangar up --driver crun`. Every 100th cycle also waits for HTTP 200 on the private IP. Records
+ * at the start (after 100 warm-up cycles, or 10%), every 10% and at the end: open fds and RSS/PSS of the API
+ * server (`hangar up`) and the agent, the host's mount count (all, and under the bench dir), the
+ * bench's network namespaces, and the machine's cgroup dirs under /sys/fs/cgroup/<controller>/hangar
+ * (measured while the machine is stopped, so every per-run resource should be gone).
+ * Pass: no growth in fds, mounts, netns, cgroup dirs; RSS growth < 10% (start → end).
+ * Writes bench/results/machine-cycles.json.
+ *
+ *   npx tsc -p tsconfig.json && node dist/bench/machine-cycles.js
+ * @module
+ */
+import { crunUnavailable } from '../src/agent/drivers/crun/testing.js';
+import { firstOk, hostCounts, procMem, shimProcesses, startCrunHangar, stats, writeResult } from './lib/crun-hangar.js';
+
+const CYCLES = Number(process.env.BENCH_CYCLES ?? 10_000);
+const MAX_SECONDS = Number(process.env.BENCH_MAX_SECONDS ?? 1_800);
+
+async function main(): Promise<void> {
+  const unavailable = crunUnavailable();
+  if (unavailable) throw new Error(`cannot run the benchmark here: ${unavailable}`);
+  const h = await startCrunHangar('cycles', { bridge: 'hgbc0', ipv4Cidr: '10.182.0.0/16', ipv6Net: 0xb52, netnsPrefix: 'hbc-', nftTable: 'hangar_hgbc0' });
+  const samples: Record<string, unknown>[] = [];
+  const startMs: number[] = [];
+  const stopMs: number[] = [];
+  let done = 0;
+  let stoppedEarly: string | undefined;
+  const began = performance.now();
+  try {
+    const m = await h.api.call<{ id: string; private_ip: string }>('POST', '/v1/apps/bench/machines', { config: { image: h.image, restart: { policy: 'no' } } });
+    const ids = new Set([m.id]);
+    const base = `/v1/apps/bench/machines/${m.id}`;
+    await firstOk(m.private_ip);
+    const stop = async () => {
+      const t = performance.now();
+      await h.api.call('POST', `${base}/stop`, { signal: 'SIGTERM', timeout: '2s' });
+      await h.api.call('GET', `${base}/wait?state=stopped&timeout=10`);
+      stopMs.push(performance.now() - t);
+    };
+    await stop();
+    const sample = (label: string) => {
+      const agentPid = h.agentPid();
+      const api = procMem(h.upPid);
+      const agent = agentPid ? procMem(agentPid) : undefined;
+      const shims = agentPid ? shimProcesses(agentPid) : { shims: [], runtimes: [] };
+      const s = { label, cycles: done, seconds: Math.round((performance.now() - began) / 100) / 10, api_server: api, agent, shim_processes: shims.shims.length + shims.runtimes.length, ...hostCounts(h, ids) };
+      samples.push(s);
+      process.stderr.write(`${JSON.stringify(s)}\n`);
+    };
+    // The "start" sample comes after a warm-up (V8 heap sizing, SQLite page cache, first-run allocations).
+  const warmup = Math.min(100, Math.floor(CYCLES / 10));
+    const every = Math.max(1, Math.floor((CYCLES - warmup) / 10));
+    for (let i = 0; i < CYCLES; i++) {
+      if ((performance.now() - began) / 1000 > MAX_SECONDS) {
+        stoppedEarly = `time bound of ${MAX_SECONDS} s reached after ${done} cycles`;
+        break;
+      }
+      if (i === warmup) sample('start');
+      else if (i > warmup && (i - warmup) % every === 0) sample(`${Math.round(((i - warmup) / (CYCLES - warmup)) * 100)}%`);
+      const t = performance.now();
+      await h.api.call('POST', `${base}/start`);
+      startMs.push(performance.now() - t);
+      if (i % 100 === 0) await firstOk(m.private_ip);
+      await stop();
+      done++;
+    }
+    sample('end');
+  } finally {
+    await h.close();
+  }
+  const first = samples.find((s) => s.label === 'start') ?? samples[0]!;
+  const middle = samples[Math.floor(samples.length / 2)]!;
+  const last = samples.at(-1)!;
+  type S = { api_server: { rss_kb: number; fds: number }; agent?: { rss_kb: number; fds: number }; mounts_total: number; mounts_bench: number; netns_bench: number; cgroup_dirs_bench: number };
+  const f = first as unknown as S;
+  const l = last as unknown as S;
+  const growth = (a: number, b: number) => (a > 0 ? Math.round(((b - a) / a) * 1000) / 10 : 0);
+  const verdict = {
+    api_rss_growth_pct: growth(f.api_server.rss_kb, l.api_server.rss_kb),
+    agent_rss_growth_pct: growth(f.agent?.rss_kb ?? 0, l.agent?.rss_kb ?? 0),
+    api_fds_delta: l.api_server.fds - f.api_server.fds,
+    agent_fds_delta: (l.agent?.fds ?? 0) - (f.agent?.fds ?? 0),
+    mounts_bench_delta: l.mounts_bench - f.mounts_bench,
+    netns_bench_delta: l.netns_bench - f.netns_bench,
+    cgroup_dirs_bench_delta: l.cgroup_dirs_bench - f.cgroup_dirs_bench,
+  };
+  const leakFree = verdict.api_rss_growth_pct < 10 && verdict.agent_rss_growth_pct < 10 && verdict.api_fds_delta <= 0 && verdict.agent_fds_delta <= 0 &&
+    verdict.mounts_bench_delta <= 0 && verdict.netns_bench_delta <= 0 && verdict.cgroup_dirs_bench_delta <= 0;
+  await writeResult('machine-cycles', {
+    benchmark: 'machine-cycles',
+    date: new Date().toISOString(),
+    host: { node: process.version },
+    what: 'start/stop cycles of one machine through the public API of `hangar up --driver crun`; resources sampled while the machine is stopped',
+    cycles_requested: CYCLES,
+    cycles_done: done,
+    ...(stoppedEarly ? { stopped_early: stoppedEarly } : {}),
+    seconds: Math.round((performance.now() - began) / 1000),
+    start_call_ms: stats(startMs),
+    stop_call_ms: stats(stopMs),
+    at: { start: first, middle, end: last },
+    verdict: { ...verdict, leak_free: leakFree },
+    target: 'no growth of fds, mounts, netns, cgroup dirs; RSS growth < 10%',
+    samples,
+  });
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
