@@ -9,6 +9,7 @@
  * @module
  */
 import { connect, type Socket } from 'node:net';
+import type { RouteMachine } from '../api-types/watch.js';
 import type { Logger } from '../core/logger.js';
 import { BodyFramer, CRLFCRLF, headerValue, HttpParseError, parseRequestHead, parseResponseHead, requestFraming, responseFraming, type Head } from './http-codec.js';
 import type { ProxyMetrics } from './metrics.js';
@@ -46,6 +47,8 @@ const MANAGED = new Set([
 const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'via', 'fly-request-id']);
 const MAX_REPLAYS = 3;
 const MAX_RESPONSE_HEAD = 64 * 1024;
+/** Response bodies up to this size that arrive with the head are copied behind it into one write. */
+const SMALL_BODY = 16 * 1024;
 
 const STATUS_TEXT: Record<number, string> = {
   301: 'Moved Permanently', 400: 'Bad Request', 404: 'Not Found', 408: 'Request Timeout', 431: 'Request Header Fields Too Large',
@@ -55,6 +58,8 @@ const STATUS_TEXT: Record<number, string> = {
 class Upstream {
   owner: ClientConn | undefined;
   destroyed = false;
+  /** When this pooled (idle) connection expires; checked by the proxy's sweeper. */
+  idleUntil = Infinity;
   constructor(readonly key: string, readonly socket: Socket, private readonly proxy: HttpProxy) {
     socket.setNoDelay(true);
     socket.on('data', (d: Buffer) => {
@@ -67,9 +72,6 @@ class Upstream {
       this.proxy.forget(this);
       this.owner?.onUpstreamClose(this, 'the machine closed the connection');
     });
-    socket.on('timeout', () => {
-      if (!this.owner) this.destroy();
-    });
   }
   destroy(): void {
     this.destroyed = true;
@@ -78,6 +80,8 @@ class Upstream {
 }
 
 let requestCounter = 0;
+const selectHttp = (m: RouteMachine) => httpService(m, 'http');
+const selectHttps = (m: RouteMachine) => httpService(m, 'https');
 
 class ClientConn {
   phase: 'head' | 'routing' | 'exchange' | 'upgraded' | 'closed' = 'head';
@@ -87,6 +91,8 @@ class ClientConn {
   private buf: Buffer | null = null;
   private readonly clientIp: string;
   private readonly localPort: number;
+  /** The forwarding headers that are the same for every request on this connection. */
+  private readonly forwarded: string;
   // the exchange in progress
   private req: Head | undefined;
   private app = '';
@@ -112,6 +118,11 @@ class ClientConn {
   constructor(readonly socket: Socket, readonly kind: ListenerKind, private readonly proxy: HttpProxy) {
     this.clientIp = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
     this.localPort = socket.localPort ?? 0;
+    const https = kind === 'https';
+    this.forwarded =
+      `x-forwarded-proto: ${https ? 'https' : 'http'}\r\nx-forwarded-ssl: ${https ? 'on' : 'off'}\r\n` +
+      `x-forwarded-port: ${this.localPort}\r\nfly-forwarded-port: ${this.localPort}\r\n` +
+      `fly-client-ip: ${this.clientIp}\r\nfly-region: ${proxy.region}\r\n`;
     this.deadline = Date.now() + proxy.headTimeoutMs;
     this.timeoutStatus = 0; // a connection that never sends anything just closes
     socket.setNoDelay(true);
@@ -215,8 +226,7 @@ class ClientConn {
       return this.respond(404, `hangar proxy: app "${app}" not found (looked for it because of Host "${host}"; no machine of that app is known)\n`);
     }
     if (this.kind === 'http') {
-      const first = pool.table.app(app).map((m) => httpService(m, 'http')).find((s) => s !== undefined);
-      if (first?.forceHttps) {
+      if (pool.forceHttps(app)) {
         const name = host.replace(/:\d+$/, '');
         const port = this.proxy.httpsPort();
         const location = `https://${name}${port && port !== 443 ? `:${port}` : ''}${h.target.startsWith('/') ? h.target : '/'}`;
@@ -235,7 +245,14 @@ class ClientConn {
 
   private route(app: string, hints: AcquireOptions): void {
     this.phase = 'routing';
-    this.proxy.pool.acquire(app, (m) => httpService(m, this.kind), hints).then(
+    const pool = this.proxy.pool;
+    const select = this.kind === 'https' ? selectHttps : selectHttp;
+    const now = pool.tryAcquire(app, select, hints);
+    if (now) {
+      this.lease = now;
+      return this.send(false);
+    }
+    pool.acquire(app, select, hints).then(
       (lease) => {
         if (this.phase === 'closed') return lease.release();
         this.lease = lease;
@@ -265,7 +282,7 @@ class ClientConn {
     this.phase = 'exchange';
     this.deadline = Date.now() + this.proxy.upstreamTimeoutMs;
     this.timeoutStatus = 504;
-    up.socket.write(this.requestHead(lease));
+    up.socket.write(this.requestHead(lease), 'latin1');
     if (this.retained && (this.replays > 0 || fresh) && this.reqBodyDone) {
       for (const b of this.retained) up.socket.write(b);
       return;
@@ -294,12 +311,8 @@ class ClientConn {
       }
       s += `${n}: ${h.values[i]}\r\n`;
     }
-    const https = this.kind === 'https';
     s +=
-      `x-forwarded-for: ${xff ? `${xff}, ${this.clientIp}` : this.clientIp}\r\n` +
-      `x-forwarded-proto: ${https ? 'https' : 'http'}\r\nx-forwarded-ssl: ${https ? 'on' : 'off'}\r\n` +
-      `x-forwarded-port: ${this.localPort}\r\nfly-forwarded-port: ${this.localPort}\r\n` +
-      `fly-client-ip: ${this.clientIp}\r\nfly-region: ${this.proxy.region}\r\nfly-request-id: ${this.requestId}\r\n` +
+      `x-forwarded-for: ${xff ? `${xff}, ${this.clientIp}` : this.clientIp}\r\n${this.forwarded}fly-request-id: ${this.requestId}\r\n` +
       `via: ${via ? `${via}, ` : ''}1.1 hangar\r\n`;
     if (this.upgrade) s += `connection: upgrade\r\nupgrade: ${headerValue(h, 'upgrade')}\r\n`;
     if (this.replaySrc) s += `fly-replay-src: ${this.replaySrc}\r\n`;
@@ -365,14 +378,46 @@ class ClientConn {
     const upConn = (headerValue(head, 'connection') ?? '').toLowerCase();
     this.upstreamClose = framing.kind === 'close' || /\bclose\b/.test(upConn) || (head.minor === 0 && !/\bkeep-alive\b/.test(upConn));
     if (framing.kind === 'close' || !this.reqBodyDone) this.keepAlive = false;
-    this.writeResponseHead(head);
     this.deadline = Infinity;
     this.timeoutStatus = 0;
-    if (rest.length > 0) this.forwardResponse(rest);
-    else if (this.resFramer.done) this.finish();
+    const text = this.responseHead(head);
+    if (rest.length === 0) {
+      this.socket.write(text, 'latin1');
+      if (this.resFramer.done) this.finish();
+      return;
+    }
+    // Head and the body bytes that came with it leave in one write (one syscall, one segment).
+    let n: number;
+    try {
+      n = this.resFramer.feed(rest);
+    } catch (err) {
+      this.socket.write(text, 'latin1');
+      return this.upstreamFailed((err as Error).message);
+    }
+    if (n < rest.length) this.upstreamClose = true; // bytes after the response: do not reuse
+    let ok: boolean;
+    if (n === 0) ok = this.socket.write(text, 'latin1');
+    else if (n <= SMALL_BODY) {
+      const out = Buffer.allocUnsafe(text.length + n);
+      out.write(text, 0, 'latin1');
+      rest.copy(out, text.length, 0, n);
+      ok = this.socket.write(out);
+    } else {
+      this.socket.cork();
+      this.socket.write(text, 'latin1');
+      ok = this.socket.write(n === rest.length ? rest : rest.subarray(0, n));
+      this.socket.uncork();
+    }
+    if (!ok) this.backpressure(up.socket, this.socket);
+    if (this.resFramer.done) this.finish();
   }
 
   private writeResponseHead(head: Head): void {
+    this.socket.write(this.responseHead(head), 'latin1');
+  }
+
+  /** The response head for the client (hop-by-hop headers dropped, ours added); marks it sent. */
+  private responseHead(head: Head): string {
     let via: string | undefined;
     let s = `HTTP/1.1 ${head.status} ${head.reason}\r\n`;
     for (let i = 0; i < head.names.length; i++) {
@@ -388,7 +433,7 @@ class ClientConn {
     else if (this.req!.minor === 0) s += 'connection: keep-alive\r\n';
     this.status = head.status;
     this.resHeadSent = true;
-    this.socket.write(`${s}\r\n`);
+    return `${s}\r\n`;
   }
 
   private status = 0;
@@ -610,6 +655,10 @@ export class HttpProxy {
     this.sweeper = setInterval(() => {
       const now = Date.now();
       for (const c of this.conns) if (c.deadline <= now) c.timedOut();
+      for (const list of this.idle.values()) {
+        // Oldest first (putIdle pushes, takeIdle pops the newest): stop at the first live one.
+        while (list.length > 0 && list[0]!.idleUntil <= now) list.shift()!.destroy();
+      }
     }, tick);
     this.sweeper.unref();
   }
@@ -635,7 +684,7 @@ export class HttpProxy {
     while (list && list.length > 0) {
       const up = list.pop()!;
       if (!up.destroyed) {
-        up.socket.setTimeout(0);
+        up.idleUntil = Infinity;
         return up;
       }
     }
@@ -646,7 +695,7 @@ export class HttpProxy {
     let list = this.idle.get(up.key);
     if (!list) this.idle.set(up.key, (list = []));
     if (list.length >= 512) return up.destroy();
-    up.socket.setTimeout(this.upstreamIdleMs);
+    up.idleUntil = Date.now() + this.upstreamIdleMs;
     list.push(up);
   }
 

@@ -12,7 +12,7 @@ import type { Logger } from '../core/logger.js';
 import type { AutostopMachine } from './autostop.js';
 import { decide, type Candidate } from './balancer.js';
 import type { ProxyMetrics } from './metrics.js';
-import { checksPass, machineAutostop, RouteTable, type ServiceMatch } from './route-table.js';
+import { checksPass, httpService, machineAutostop, RouteTable, type ServiceMatch } from './route-table.js';
 
 /** A failure to serve that becomes an HTTP answer (or a closed TCP connection). */
 export class ProxyError extends Error {
@@ -76,7 +76,32 @@ export class MachinePool {
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly queued = new Map<string, number>();
 
+  /** force_https per app for the plain listener, valid for one route table version. */
+  private readonly forceHttpsCache = new Map<string, boolean>();
+  private forceHttpsVersion = -1;
+
   constructor(readonly options: PoolOptions) {}
+
+  /** Whether plain-HTTP requests to `app` are redirected to HTTPS (its first http service says so). */
+  forceHttps(app: string): boolean {
+    if (this.forceHttpsVersion !== this.table.version) {
+      this.forceHttpsCache.clear();
+      this.forceHttpsVersion = this.table.version;
+    }
+    let v = this.forceHttpsCache.get(app);
+    if (v === undefined) {
+      v = false;
+      for (const m of this.table.app(app)) {
+        const s = httpService(m, 'http');
+        if (s) {
+          v = s.forceHttps;
+          break;
+        }
+      }
+      this.forceHttpsCache.set(app, v);
+    }
+    return v;
+  }
 
   apply(event: RouteEvent): void {
     if (event.type === 'upsert') {
@@ -158,6 +183,72 @@ export class MachinePool {
     };
   }
 
+  /** One balancing decision for `app` now (the first step of `acquire`, synchronous). */
+  private plan(app: string, select: (m: RouteMachine) => ServiceMatch | undefined, hints: AcquireOptions) {
+    const now = Date.now();
+    const machines = this.table.app(app);
+    if (machines.length === 0) throw new ProxyError(503, `app "${app}" has no machines`);
+    const matches = new Map<string, { m: RouteMachine; match: ServiceMatch }>();
+    const candidates: Candidate[] = [];
+    let autostart = false;
+    for (const m of machines) {
+      if (hints.instance && m.id !== hints.instance) continue;
+      if (hints.region && m.region !== hints.region) continue;
+      if (hints.exclude && m.id === hints.exclude) continue;
+      const match = select(m);
+      if (!match) continue;
+      matches.set(m.id, { m, match });
+      const settings = machineAutostop(m);
+      autostart ||= settings.autostart;
+      const draining = this.draining.has(m.id);
+      const state = draining ? 'stopping' : this.stateOf(m);
+      const failure = this.failed.get(m.id);
+      const hostOk = m.host_status === 'ok';
+      candidates.push({
+        id: m.id,
+        region: m.region,
+        state,
+        routable: state === 'started' && !m.cordoned && hostOk && checksPass(m, this.overrides.has(m.id)),
+        startable: settings.autostart && !m.cordoned && hostOk && !(failure && failure.until > now),
+        starting: this.starts.has(m.id),
+        load: this.loads.get(m.id) ?? 0,
+        softLimit: match.softLimit,
+        hardLimit: match.hardLimit,
+      });
+    }
+    if (matches.size === 0) {
+      const what = hints.instance ? `machine ${hints.instance}` : hints.region ? `a machine in region ${hints.region}` : 'a machine';
+      throw new ProxyError(503, `app "${app}" has no ${what} with a service for this port`);
+    }
+    const regionOrder = hints.preferRegions?.length ? [...hints.preferRegions, ...this.options.regionOrder] : this.options.regionOrder;
+    const d = decide(candidates, { regionOrder, autostart });
+    return { d, matches };
+  }
+
+  /**
+   * The common case without a promise: a machine can take the request right now. Undefined when
+   * `acquire` has to queue, start or fail (it decides again from scratch).
+   */
+  tryAcquire(app: string, select: (m: RouteMachine) => ServiceMatch | undefined, hints: AcquireOptions): Lease | undefined {
+    let p: ReturnType<MachinePool['plan']>;
+    try {
+      p = this.plan(app, select, hints);
+    } catch {
+      return undefined;
+    }
+    if (p.d.kind !== 'route') return undefined;
+    return this.routeTo(p.d, p.matches);
+  }
+
+  private routeTo(d: { id: string; alsoStart?: string }, matches: Map<string, { m: RouteMachine; match: ServiceMatch }>): Lease {
+    if (d.alsoStart) {
+      const s = matches.get(d.alsoStart)!;
+      void this.ensureStarted(s.m, s.match).catch(() => undefined);
+    }
+    const { m, match } = matches.get(d.id)!;
+    return this.lease(m, match);
+  }
+
   /**
    * A machine of `app` for one request or connection, per `select` (which service of a machine
    * serves this listener). Queues, autostarts and waits as the balancer decides, within bounds.
@@ -169,51 +260,8 @@ export class MachinePool {
     const failures: string[] = [];
     let waitReason = '';
     for (;;) {
-      const now = Date.now();
-      const machines = this.table.app(app);
-      if (machines.length === 0) throw new ProxyError(503, `app "${app}" has no machines`);
-      const matches = new Map<string, { m: RouteMachine; match: ServiceMatch }>();
-      const candidates: Candidate[] = [];
-      let autostart = false;
-      for (const m of machines) {
-        if (hints.instance && m.id !== hints.instance) continue;
-        if (hints.region && m.region !== hints.region) continue;
-        if (hints.exclude && m.id === hints.exclude) continue;
-        const match = select(m);
-        if (!match) continue;
-        matches.set(m.id, { m, match });
-        const settings = machineAutostop(m);
-        autostart ||= settings.autostart;
-        const draining = this.draining.has(m.id);
-        const state = draining ? 'stopping' : this.stateOf(m);
-        const failure = this.failed.get(m.id);
-        const hostOk = m.host_status === 'ok';
-        candidates.push({
-          id: m.id,
-          region: m.region,
-          state,
-          routable: state === 'started' && !m.cordoned && hostOk && checksPass(m, this.overrides.has(m.id)),
-          startable: settings.autostart && !m.cordoned && hostOk && !(failure && failure.until > now),
-          starting: this.starts.has(m.id),
-          load: this.loads.get(m.id) ?? 0,
-          softLimit: match.softLimit,
-          hardLimit: match.hardLimit,
-        });
-      }
-      if (matches.size === 0) {
-        const what = hints.instance ? `machine ${hints.instance}` : hints.region ? `a machine in region ${hints.region}` : 'a machine';
-        throw new ProxyError(503, `app "${app}" has no ${what} with a service for this port`);
-      }
-      const regionOrder = hints.preferRegions?.length ? [...hints.preferRegions, ...this.options.regionOrder] : this.options.regionOrder;
-      const d = decide(candidates, { regionOrder, autostart });
-      if (d.kind === 'route') {
-        if (d.alsoStart) {
-          const s = matches.get(d.alsoStart)!;
-          void this.ensureStarted(s.m, s.match).catch(() => undefined);
-        }
-        const { m, match } = matches.get(d.id)!;
-        return this.lease(m, match);
-      }
+      const { d, matches } = this.plan(app, select, hints);
+      if (d.kind === 'route') return this.routeTo(d, matches);
       if (d.kind === 'start') {
         const { m, match } = matches.get(d.id)!;
         try {
