@@ -11,7 +11,7 @@
  * @module
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +46,33 @@ function wrk(url: string, host: string, connections: number, duration = DURATION
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
   const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
   return { rps, p50_ms: p50, p99_ms: p99, errors, non2xx, requests };
+}
+
+/** CPU seconds (user + system) used so far by `pid` and its child processes (nginx workers). */
+function cpuSeconds(pid: number): number {
+  const one = (p: number) => {
+    try {
+      const f = readFileSync(`/proc/${p}/stat`, 'utf8').slice(readFileSync(`/proc/${p}/stat`, 'utf8').lastIndexOf(')') + 2).split(' ');
+      return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+    } catch {
+      return 0;
+    }
+  };
+  let kids: number[] = [];
+  try {
+    kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    kids = [];
+  }
+  return one(pid) + kids.reduce((a, k) => a + one(k), 0);
+}
+
+/** wrk plus the CPU the proxy spent per request (steal-proof: the box is shared and noisy). */
+function measured(pid: number, url: string, host: string, connections: number, duration = DURATION): WrkResult & { proxy_cpu_us_per_request: number } {
+  const before = cpuSeconds(pid);
+  const r = wrk(url, host, connections, duration);
+  const used = cpuSeconds(pid) - before;
+  return { ...r, proxy_cpu_us_per_request: Number(((used * 1e6) / Math.max(1, r.requests)).toFixed(1)) };
 }
 
 async function waitPort(port: number): Promise<void> {
@@ -106,8 +133,8 @@ async function main(): Promise<void> {
     wrk(`http://127.0.0.1:${hangarPort}/`, host, 64, '2s'); // warm up
     wrk(`http://127.0.0.1:${nginxProxyPort}/`, host, 64, '2s');
     const direct = wrk(`http://127.0.0.1:${backendPort}/`, host, 64);
-    const nginx = wrk(`http://127.0.0.1:${nginxProxyPort}/`, host, 64);
-    const hangarRun = wrk(`http://127.0.0.1:${hangarPort}/`, host, 64);
+    const nginx = measured(children[1]!.pid!, `http://127.0.0.1:${nginxProxyPort}/`, host, 64);
+    const hangarRun = measured(hangar.pid!, `http://127.0.0.1:${hangarPort}/`, host, 64);
     const thousand = wrk(`http://127.0.0.1:${hangarPort}/`, host, 1000, '5s');
     const result = {
       benchmark: 'proxy-throughput',
@@ -118,6 +145,7 @@ async function main(): Promise<void> {
       throughput_ratio_vs_nginx: Number((hangarRun.rps / nginx.rps).toFixed(3)),
       added_p99_ms: Number((hangarRun.p99_ms - direct.p99_ms).toFixed(3)),
       added_p99_ms_nginx: Number((nginx.p99_ms - direct.p99_ms).toFixed(3)),
+      cpu_per_request_ratio_vs_nginx: Number((hangarRun.proxy_cpu_us_per_request / nginx.proxy_cpu_us_per_request).toFixed(2)),
       connections_1000: thousand,
       targets: { throughput_ratio: '>= 0.8', added_p99_ms: '<= 2', connections_1000_errors: 0 },
     };
