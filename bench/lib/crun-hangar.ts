@@ -32,7 +32,7 @@ export interface BenchNetwork {
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export function stats(samples: number[]) {
-  if (samples.length === 0) return { n: 0 };
+  if (samples.length === 0) return { n: 0, min: NaN, p50: NaN, p90: NaN, p99: NaN, max: NaN, mean: NaN };
   const s = [...samples].sort((a, b) => a - b);
   const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
   const r = (x: number) => Math.round(x * 100) / 100;
