@@ -1,0 +1,113 @@
+/**
+ * Density: BENCH_STOPPED (default 1,000) stopped machines plus BENCH_RUNNING (default 250) running
+ * idle busybox-httpd machines on one `hangar up --driver crun`, created through the public API by 8
+ * concurrent clients (a stopped machine is created, started, then stopped: the state a real app's
+ * idle machines are in). Records RSS and PSS of each Hangar process: the API server (`hangar up`),
+ * the agent, and the per-machine processes (the shim `sh` and its `crun run`, summed); checks that
+ * every running machine answers HTTP; and measures starts of stopped machines at this density
+ * (public API → HTTP 200, 20 samples). Target (issue: runtime): Hangar processes' RSS ≤ 300 MB
+ * together. Writes bench/results/machine-density.json. Everything is destroyed at the end.
+ *
+ *   npx tsc -p tsconfig.json && node dist/bench/machine-density.js
+ * @module
+ */
+import { crunUnavailable } from '../src/agent/drivers/crun/testing.js';
+import { firstOk, procMem, shimProcesses, sleep, startCrunHangar, stats, sumMem, writeResult } from './lib/crun-hangar.js';
+
+const STOPPED = Number(process.env.BENCH_STOPPED ?? 1000);
+const RUNNING = Number(process.env.BENCH_RUNNING ?? 250);
+const CONCURRENCY = 8;
+
+interface Created { id: string; private_ip: string }
+
+async function main(): Promise<void> {
+  const unavailable = crunUnavailable();
+  if (unavailable) throw new Error(`cannot run the benchmark here: ${unavailable}`);
+  const h = await startCrunHangar('density', { bridge: 'hgbd0', ipv4Cidr: '10.185.0.0/16', ipv6Net: 0xb55, netnsPrefix: 'hbd-', nftTable: 'hangar_hgbd0' });
+  const create = () => h.api.call<Created>('POST', '/v1/apps/bench/machines', { config: { image: h.image, restart: { policy: 'no' } } });
+  const base = (id: string) => `/v1/apps/bench/machines/${id}`;
+  let result: Record<string, unknown> = {};
+  const began = performance.now();
+  try {
+    const idle = { api_server: procMem(h.upPid), agent: procMem(h.agentPid()!) };
+    const stopped: Created[] = [];
+    let n = 0;
+    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+      while (n < STOPPED) {
+        n++;
+        const m = await create();
+        await h.api.call('POST', `${base(m.id)}/stop`, { signal: 'SIGKILL', timeout: '1s' });
+        stopped.push(m);
+      }
+    }));
+    const stoppedS = (performance.now() - began) / 1000;
+    const running: Created[] = [];
+    n = 0;
+    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+      while (n < RUNNING) {
+        n++;
+        running.push(await create());
+      }
+    }));
+    let answering = 0;
+    for (const m of running) {
+      await firstOk(m.private_ip, 8080, 10_000);
+      answering++;
+    }
+    await sleep(2000); // settle: idle machines, no requests in flight
+    const agentPid = h.agentPid()!;
+    const { shims, runtimes } = shimProcesses(agentPid);
+    const api = procMem(h.upPid);
+    const agent = procMem(agentPid);
+    const shimMem = sumMem(shims);
+    const runtimeMem = sumMem(runtimes);
+    // Starts of stopped machines at this density (each stopped again afterwards, untimed).
+    const starts: number[] = [];
+    for (const m of stopped.slice(0, 20)) {
+      const t = performance.now();
+      await h.api.call('POST', `${base(m.id)}/start`);
+      await firstOk(m.private_ip);
+      starts.push(performance.now() - t);
+      await h.api.call('POST', `${base(m.id)}/stop`, { signal: 'SIGKILL', timeout: '1s' });
+    }
+    const mb = (kb: number) => Math.round(kb / 102.4) / 10;
+    const hangarCoreRss = api.rss_kb + agent.rss_kb;
+    result = {
+      machines: { stopped: stopped.length, running: running.length, running_answering_http: answering },
+      setup_seconds: { stopped: Math.round(stoppedS), total: Math.round((performance.now() - began) / 1000) },
+      idle_before_any_machine_mb: { api_server_rss: mb(idle.api_server.rss_kb), agent_rss: mb(idle.agent.rss_kb) },
+      api_server: { rss_mb: mb(api.rss_kb), pss_mb: mb(api.pss_kb), fds: api.fds },
+      agent: { rss_mb: mb(agent.rss_kb), pss_mb: mb(agent.pss_kb), fds: agent.fds },
+      shims_sh: { count: shimMem.count, rss_mb_sum: mb(shimMem.rss_kb), pss_mb_sum: mb(shimMem.pss_kb) },
+      crun_run_per_machine: { count: runtimeMem.count, rss_mb_sum: mb(runtimeMem.rss_kb), pss_mb_sum: mb(runtimeMem.pss_kb) },
+      totals_mb: {
+        api_plus_agent_rss: mb(hangarCoreRss),
+        all_hangar_rss_sum: mb(hangarCoreRss + shimMem.rss_kb + runtimeMem.rss_kb),
+        all_hangar_pss_sum: mb(api.pss_kb + agent.pss_kb + shimMem.pss_kb + runtimeMem.pss_kb),
+      },
+      start_of_stopped_at_density_ms: stats(starts),
+      note: 'RSS sums double-count shared pages (libc, the crun binary); PSS divides them between the processes sharing them, so the PSS sum is the memory these processes really cost',
+    };
+  } finally {
+    await h.close();
+  }
+  const totals = result.totals_mb as { api_plus_agent_rss: number; all_hangar_rss_sum: number; all_hangar_pss_sum: number } | undefined;
+  await writeResult('machine-density', {
+    benchmark: 'machine-density',
+    date: new Date().toISOString(),
+    host: { node: process.version },
+    what: `${STOPPED} stopped + ${RUNNING} running idle busybox-httpd machines on one \`hangar up --driver crun\`; memory of each Hangar process`,
+    ...result,
+    target: { hangar_rss_mb: 300 },
+    met: {
+      api_plus_agent: (totals?.api_plus_agent_rss ?? Infinity) <= 300,
+      including_per_machine_processes_rss: (totals?.all_hangar_rss_sum ?? Infinity) <= 300,
+      including_per_machine_processes_pss: (totals?.all_hangar_pss_sum ?? Infinity) <= 300,
+    },
+  });
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
