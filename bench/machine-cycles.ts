@@ -80,6 +80,9 @@ async function main(): Promise<void> {
   const verdict = {
     api_rss_growth_pct: growth(f.api_server.rss_kb, l.api_server.rss_kb),
     agent_rss_growth_pct: growth(f.agent?.rss_kb ?? 0, l.agent?.rss_kb ?? 0),
+    // Middle → end tells a plateau (heap sized up during the first cycles) from a steady leak.
+    api_rss_growth_middle_to_end_pct: growth((middle as unknown as S).api_server.rss_kb, l.api_server.rss_kb),
+    agent_rss_growth_middle_to_end_pct: growth((middle as unknown as S).agent?.rss_kb ?? 0, l.agent?.rss_kb ?? 0),
     api_fds_delta: l.api_server.fds - f.api_server.fds,
     agent_fds_delta: (l.agent?.fds ?? 0) - (f.agent?.fds ?? 0),
     mounts_bench_delta: l.mounts_bench - f.mounts_bench,
