@@ -17,7 +17,7 @@
  */
 import { join } from 'node:path';
 import { crunUnavailable } from '../src/agent/drivers/crun/testing.js';
-import { firstOk, sleep, startCrunHangar, stats, writeResult } from './lib/crun-hangar.js';
+import { bound, firstOk, startCrunHangar, stats, writeResult } from './lib/crun-hangar.js';
 import { bareCrunToHttp } from './lib/bare-crun.js';
 
 const CREATES = Number(process.env.BENCH_CREATES ?? 50);
@@ -82,7 +82,7 @@ async function main(): Promise<void> {
       destroy_per_second: Math.round((ids.length / ((performance.now() - destroyBegan) / 1000)) * 10) / 10,
     };
   } finally {
-    await Promise.race([h.close(), sleep(300_000)]);
+    await Promise.race([h.close(), bound(300_000)]);
   }
   const l = stats(latency);
   const b = stats(bare);

@@ -1,5 +1,8 @@
 /**
  * Density: BENCH_STOPPED (default 1,000) stopped machines plus BENCH_RUNNING (default 250) running
+ * (1,250 machines do not fit on one host today: every machine, stopped or not, keeps a veth on the
+ * host bridge, and a Linux bridge takes at most 1,023 ports, "RTNETLINK answers: Exchange full";
+ * the recorded run used BENCH_STOPPED=750)
  * idle busybox-httpd machines on one `hangar up --driver crun`, created through the public API by 8
  * concurrent clients (a stopped machine is created, started, then stopped: the state a real app's
  * idle machines are in). Records RSS and PSS of each Hangar process: the API server (`hangar up`),

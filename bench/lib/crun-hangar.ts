@@ -30,6 +30,8 @@ export interface BenchNetwork {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** A sleep that does not keep the process alive (for bounding races). */
+export const bound = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 export function stats(samples: number[]) {
   if (samples.length === 0) return { n: 0, min: NaN, p50: NaN, p90: NaN, p99: NaN, max: NaN, mean: NaN };
@@ -123,7 +125,7 @@ export async function startCrunHangar(name: string, network: BenchNetwork, app =
   const cleanup = async () => {
     if (up && up.exitCode === null && up.signalCode === null) {
       up.kill('SIGTERM');
-      const exited = await Promise.race([new Promise((r) => up!.once('exit', () => r(true))), sleep(30_000).then(() => false)]);
+      const exited = await Promise.race([new Promise((r) => up!.once('exit', () => r(true))), bound(30_000).then(() => false)]);
       if (!exited) up.kill('SIGKILL');
     }
     // Whatever a failed run left: containers (and their shims), mounts, the bench network.
@@ -175,11 +177,11 @@ export async function startCrunHangar(name: string, network: BenchNetwork, app =
       close: async () => {
         // Destroy every machine through the API first (bounded), then the fallbacks above.
         try {
-          const list = await Promise.race([api.call<{ id: string }[]>('GET', `/v1/apps/${app}/machines`), sleep(30_000).then(() => [])]);
+          const list = await Promise.race([api.call<{ id: string }[]>('GET', `/v1/apps/${app}/machines`), bound(30_000).then(() => [])]);
           for (let i = 0; i < list.length; i += 16) {
             await Promise.race([
               Promise.allSettled(list.slice(i, i + 16).map((m) => api.call('DELETE', `/v1/apps/${app}/machines/${m.id}?force=true`))),
-              sleep(60_000),
+              bound(60_000),
             ]);
           }
         } catch {
