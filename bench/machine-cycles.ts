@@ -7,21 +7,62 @@
  * bench's network namespaces, and the machine's cgroup dirs under /sys/fs/cgroup/<controller>/hangar
  * (measured while the machine is stopped, so every per-run resource should be gone).
  * Pass: no growth in fds, mounts, netns, cgroup dirs; RSS growth < 10% (start → end).
+ * BENCH_NETWORK (JSON BenchNetwork) runs it on another bridge/subnet (two runs side by side);
+ * BENCH_RESULT names the result file (default machine-cycles).
  * Writes bench/results/machine-cycles.json.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/machine-cycles.js
  * @module
  */
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { crunUnavailable } from '../src/agent/drivers/crun/testing.js';
 import { firstOk, hostCounts, procMem, shimProcesses, startCrunHangar, stats, writeResult } from './lib/crun-hangar.js';
 
 const CYCLES = Number(process.env.BENCH_CYCLES ?? 10_000);
 const MAX_SECONDS = Number(process.env.BENCH_MAX_SECONDS ?? 1_800);
+/**
+ * With HANGAR_MEM_PROBE_DIR set and NODE_OPTIONS=--import=<dist/bench/lib/mem-probe.js> (inherited
+ * by `hangar up` and its agent), every sample also records each process's memoryUsage() breakdown.
+ */
+const PROBE_DIR = process.env.HANGAR_MEM_PROBE_DIR;
+
+/** Sizes (kB) of the SQLite files (and their -wal) under the data dir. */
+function dbFiles(root: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  const walk = (d: string, depth: number) => {
+    if (depth > 3) return;
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory() && e.name !== 'runtime' && e.name !== 'images' && e.name !== 'machines') walk(p, depth + 1);
+      else if (e.isFile() && /\.(sqlite|db)(-wal)?$/.test(e.name)) out[p.slice(root.length + 1)] = Math.round(statSync(p).size / 1024);
+    }
+  };
+  try {
+    walk(root, 0);
+  } catch {
+    // gone
+  }
+  return out;
+}
+
+async function probe(pid: number | undefined): Promise<Record<string, unknown> | undefined> {
+  if (!PROBE_DIR || !pid) return undefined;
+  const file = join(PROBE_DIR, `${pid}.jsonl`);
+  const before = existsSync(file) ? readFileSync(file, 'utf8').length : 0;
+  process.kill(pid, 'SIGUSR2');
+  for (let i = 0; i < 200; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+    if (text.length > before && text.endsWith('\n')) return JSON.parse(text.slice(before).trim().split('\n').at(-1)!) as Record<string, unknown>;
+  }
+  return undefined;
+}
 
 async function main(): Promise<void> {
   const unavailable = crunUnavailable();
   if (unavailable) throw new Error(`cannot run the benchmark here: ${unavailable}`);
-  const h = await startCrunHangar('cycles', { bridge: 'hgbc0', ipv4Cidr: '10.182.0.0/16', ipv6Net: 0xb52, netnsPrefix: 'hbc-', nftTable: 'hangar_hgbc0' });
+  const h = await startCrunHangar('cycles', process.env.BENCH_NETWORK ? JSON.parse(process.env.BENCH_NETWORK) : { bridge: 'hgbc0', ipv4Cidr: '10.182.0.0/16', ipv6Net: 0xb52, netnsPrefix: 'hbc-', nftTable: 'hangar_hgbc0' });
   const samples: Record<string, unknown>[] = [];
   const startMs: number[] = [];
   const stopMs: number[] = [];
@@ -40,10 +81,15 @@ async function main(): Promise<void> {
       stopMs.push(performance.now() - t);
     };
     await stop();
-    const sample = (label: string) => {
+    const sample = async (label: string) => {
       const agentPid = h.agentPid();
-      const api = procMem(h.upPid);
-      const agent = agentPid ? procMem(agentPid) : undefined;
+      const api: Record<string, unknown> = procMem(h.upPid);
+      const agent: Record<string, unknown> | undefined = agentPid ? procMem(agentPid) : undefined;
+      if (PROBE_DIR) {
+        api.mem = await probe(h.upPid);
+        if (agent) agent.mem = await probe(agentPid);
+        api.db_files_kb = dbFiles(join(h.dir, 'data'));
+      }
       const shims = agentPid ? shimProcesses(agentPid) : { shims: [], runtimes: [] };
       const s = { label, cycles: done, seconds: Math.round((performance.now() - began) / 100) / 10, api_server: api, agent, shim_processes: shims.shims.length + shims.runtimes.length, ...hostCounts(h, ids) };
       samples.push(s);
@@ -57,8 +103,8 @@ async function main(): Promise<void> {
         stoppedEarly = `time bound of ${MAX_SECONDS} s reached after ${done} cycles`;
         break;
       }
-      if (i === warmup) sample('start');
-      else if (i > warmup && (i - warmup) % every === 0) sample(`${Math.round(((i - warmup) / (CYCLES - warmup)) * 100)}%`);
+      if (i === warmup) await sample('start');
+      else if (i > warmup && (i - warmup) % every === 0) await sample(`${Math.round(((i - warmup) / (CYCLES - warmup)) * 100)}%`);
       const t = performance.now();
       await h.api.call('POST', `${base}/start`);
       startMs.push(performance.now() - t);
@@ -66,7 +112,7 @@ async function main(): Promise<void> {
       await stop();
       done++;
     }
-    sample('end');
+    await sample('end');
   } finally {
     await h.close();
   }
@@ -91,7 +137,7 @@ async function main(): Promise<void> {
   };
   const leakFree = verdict.api_rss_growth_pct < 10 && verdict.agent_rss_growth_pct < 10 && verdict.api_fds_delta <= 0 && verdict.agent_fds_delta <= 0 &&
     verdict.mounts_bench_delta <= 0 && verdict.netns_bench_delta <= 0 && verdict.cgroup_dirs_bench_delta <= 0;
-  await writeResult('machine-cycles', {
+  await writeResult(process.env.BENCH_RESULT ?? 'machine-cycles', {
     benchmark: 'machine-cycles',
     date: new Date().toISOString(),
     host: { node: process.version },

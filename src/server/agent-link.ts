@@ -140,18 +140,27 @@ export class AgentLink {
   }
 
   private async call<T>(method: string, path: string, body?: unknown, extraMs = 0): Promise<T> {
+    // Not AbortSignal.timeout(): its timer (and the signal with fetch's listeners) lives on for the
+    // full 30 s after the call is answered; this one is cleared as soon as the answer is read.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), this.timeoutMs + extraMs);
     let res: Response;
+    let text: string;
     try {
-      res = await fetch(this.url + path, {
-        method,
-        headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.timeoutMs + extraMs),
-      });
-    } catch (err) {
-      throw new HangarError('unavailable', `the agent at ${this.url} did not answer ${method} ${path}: ${reason(err)}; retry when the host is back`, { cause: err });
+      try {
+        res = await fetch(this.url + path, {
+          method,
+          headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: deadline.signal,
+        });
+      } catch (err) {
+        throw new HangarError('unavailable', `the agent at ${this.url} did not answer ${method} ${path}: ${reason(err)}; retry when the host is back`, { cause: err });
+      }
+      text = await res.text();
+    } finally {
+      clearTimeout(timer);
     }
-    const text = await res.text();
     let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : undefined;

@@ -13,7 +13,7 @@ import { describe, test } from 'node:test';
 import type { ImageRef, MachineConfig, MachineEvent } from '../api-types/machine.js';
 import { HangarError } from '../core/errors.js';
 import { newAppId, newMachineId, newNonce, newUlid } from '../core/ids.js';
-import type { AppRecord, MachineRecord, OrgRecord, Store } from './store.js';
+import { EVENTS_KEPT_PER_MACHINE, type AppRecord, type MachineRecord, type OrgRecord, type Store } from './store.js';
 
 export const STORE_CONFORMANCE_TESTS = [
   'migrate can run again on a migrated store',
@@ -41,6 +41,7 @@ export const STORE_CONFORMANCE_TESTS = [
   'findLiveMachineByName finds live machines only, per app',
   'listOrgs lists every organization',
   'listRecentEventsOfApp gives each machine its newest events',
+  'a machine keeps only its newest EVENTS_KEPT_PER_MACHINE events',
 ] as const;
 export type StoreConformanceTest = (typeof STORE_CONFORMANCE_TESTS)[number];
 
@@ -466,6 +467,30 @@ const CASES: Record<StoreConformanceTest, (store: Store) => Promise<void>> = {
     ]);
     assert.equal((await store.listVersions(other.id)).length, 1);
     assert.deepEqual(await store.listVersions(newMachineId()), []);
+  },
+
+  async 'a machine keeps only its newest EVENTS_KEPT_PER_MACHINE events'(store) {
+    const { app } = await orgAndApp(store);
+    const m = machineRecord(app.id);
+    const other = machineRecord(app.id);
+    await store.insertMachine(m);
+    await store.insertMachine(other);
+    await store.insertEvent(other.id, event());
+    const base = Date.now();
+    const ids: string[] = [];
+    for (let i = 0; i < EVENTS_KEPT_PER_MACHINE + 5; i++) {
+      const e = event({ id: newUlid(base + i), timestamp: base + i });
+      ids.push(e.id);
+      await store.insertEvent(m.id, e);
+      if (i === 3) await store.insertEvent(m.id, e); // a duplicate counts once
+    }
+    const kept = await store.listEvents(m.id, EVENTS_KEPT_PER_MACHINE + 100);
+    assert.equal(kept.length, EVENTS_KEPT_PER_MACHINE);
+    assert.deepEqual(kept.map((e) => e.id), ids.slice(5).reverse());
+    assert.equal((await store.listEvents(other.id, 10)).length, 1, 'other machines keep theirs');
+    // A replayed event older than the kept ones does not push a newer one out.
+    await store.insertEvent(m.id, event({ id: ids[0]!, timestamp: base }));
+    assert.deepEqual((await store.listEvents(m.id, EVENTS_KEPT_PER_MACHINE + 100)).map((e) => e.id), ids.slice(5).reverse());
   },
 
   async 'events are listed newest first, a duplicate id is ignored, limit holds'(store) {

@@ -7,6 +7,9 @@
  */
 import type { CheckStatus, MachineConfig, MachineEvent, ImageRef } from '../api-types/machine.js';
 
+/** Events a store keeps per machine (the newest; GET …/events answers at most 1,000 too). */
+export const EVENTS_KEPT_PER_MACHINE = 1_000;
+
 export interface OrgRecord {
   id: number;
   slug: string;
@@ -137,7 +140,11 @@ export interface Store {
   insertVersion(machineId: string, version: string, config: MachineConfig, createdAt: string): Promise<void>;
   listVersions(machineId: string): Promise<{ version: string; config: MachineConfig; created_at: string }[]>;
 
-  /** Inserts an event; a second insert of the same id is ignored. */
+  /**
+   * Inserts an event; a second insert of the same id is ignored. A machine keeps only its newest
+   * `EVENTS_KEPT_PER_MACHINE` events (ordered by id); an insert beyond that drops the oldest, so the
+   * event list of a long-lived machine is bounded, as Fly's is.
+   */
   insertEvent(machineId: string, event: MachineEvent): Promise<void>;
   /** Newest first. */
   listEvents(machineId: string, limit: number): Promise<MachineEvent[]>;

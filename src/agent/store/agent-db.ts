@@ -21,6 +21,8 @@ import { initialStatuses } from '../checks/check-specs.js';
 export const EVENTS_KEPT = 10_000;
 /** Finished op-log rows kept for debugging; older ones are trimmed. */
 export const OPS_KEPT = 10_000;
+/** SQLite page cache bound, KiB (better-sqlite3 builds with a 16 MB default per connection). */
+export const SQLITE_CACHE_KIB = 4_000;
 
 export interface MachineRow {
   id: string;
@@ -157,6 +159,8 @@ export class AgentDb {
     // FULL: an op marked pending must survive a power cut, or recovery cannot see it.
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
+    // An explicit bound: the default would let the page cache grow with the file to 16 MB.
+    this.db.pragma(`cache_size = -${SQLITE_CACHE_KIB}`);
     this.db.exec(SCHEMA);
     this.addColumnIfMissing('machines', 'checks', 'TEXT');
     this.addColumnIfMissing('events', 'checks', 'TEXT');

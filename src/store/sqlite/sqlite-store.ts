@@ -9,12 +9,18 @@ import { HangarError } from '../../core/errors.js';
 import type {
   AppRecord, HostRecord, LeaseRecord, MachineFilter, MachineRecord, OrgRecord, RuntimeUpdate, Store, TokenRecord,
 } from '../store.js';
+import { EVENTS_KEPT_PER_MACHINE } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
 
 type Row = Record<string, unknown>;
 
 const RECENT_EVENTS_CACHED = 20;
-const RECENT_EVENTS_MACHINES = 10_000;
+/** Machines whose recent events are cached (least recently read dropped first). */
+const RECENT_EVENTS_MACHINES = 1_000;
+/** SQLite page cache bound, KiB (better-sqlite3 builds with a 16 MB default per connection). */
+export const SQLITE_CACHE_KIB = 8_000;
+/** Machines whose event count is remembered (to trim without counting on every insert). */
+const EVENT_COUNTS_REMEMBERED = 10_000;
 
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
@@ -24,6 +30,8 @@ export class SqliteStore implements Store {
    * process owns the file (exclusive lock), so invalidating on every write keeps the cache exact.
    */
   private readonly recentEvents = new Map<string, MachineEvent[]>();
+  /** Events stored per machine, as far as known (see `insertEvent`); forgotten entries are recounted. */
+  private readonly eventCounts = new Map<string, number>();
 
   /** `path` is a file path, or `:memory:` for tests. */
   constructor(path: string) {
@@ -35,6 +43,8 @@ export class SqliteStore implements Store {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
+    // An explicit bound: the default would let the page cache grow with the file to 16 MB.
+    this.db.pragma(`cache_size = -${SQLITE_CACHE_KIB}`);
   }
 
   private stmt(sql: string): Database.Statement {
@@ -123,6 +133,7 @@ export class SqliteStore implements Store {
 
   async deleteApp(id: string): Promise<void> {
     this.recentEvents.clear();
+    this.eventCounts.clear();
     // Machine rows cascade to versions, events and leases.
     this.db.transaction(() => {
       this.stmt('DELETE FROM machines WHERE app_id = ?').run(id);
@@ -172,6 +183,7 @@ export class SqliteStore implements Store {
 
   async purgeMachine(id: string): Promise<void> {
     this.recentEvents.delete(id);
+    this.eventCounts.delete(id);
     this.stmt('DELETE FROM machines WHERE id = ?').run(id);
   }
 
@@ -236,20 +248,34 @@ export class SqliteStore implements Store {
   }
 
   async insertEvent(machineId: string, e: MachineEvent): Promise<void> {
-    this.stmt(
+    const info = this.stmt(
       'INSERT OR IGNORE INTO machine_events (id, machine_id, type, status, source, timestamp, request) VALUES (?, ?, ?, ?, ?, ?, ?)',
     ).run(e.id, machineId, e.type, e.status, e.source, e.timestamp, e.request ? JSON.stringify(e.request) : null);
     this.recentEvents.delete(machineId);
+    if (info.changes === 0) return;
+    // Keep the newest EVENTS_KEPT_PER_MACHINE: count once per machine (index range), then track.
+    let count = this.eventCounts.get(machineId);
+    if (count === undefined) {
+      count = (this.stmt('SELECT COUNT(*) AS n FROM machine_events WHERE machine_id = ?').get(machineId) as { n: number }).n;
+      if (this.eventCounts.size >= EVENT_COUNTS_REMEMBERED) this.eventCounts.clear();
+    } else count += 1;
+    if (count > EVENTS_KEPT_PER_MACHINE) {
+      this.stmt('DELETE FROM machine_events WHERE id IN (SELECT id FROM machine_events WHERE machine_id = ? ORDER BY id LIMIT ?)')
+        .run(machineId, count - EVENTS_KEPT_PER_MACHINE);
+      count = EVENTS_KEPT_PER_MACHINE;
+    }
+    this.eventCounts.set(machineId, count);
   }
 
   async listEvents(machineId: string, limit: number): Promise<MachineEvent[]> {
     if (limit <= RECENT_EVENTS_CACHED) {
       let cached = this.recentEvents.get(machineId);
-      if (!cached) {
+      if (cached) this.recentEvents.delete(machineId); // re-inserted below: Map order = recency
+      else {
         cached = this.queryEvents(machineId, RECENT_EVENTS_CACHED);
-        if (this.recentEvents.size >= RECENT_EVENTS_MACHINES) this.recentEvents.clear();
-        this.recentEvents.set(machineId, cached);
+        if (this.recentEvents.size >= RECENT_EVENTS_MACHINES) this.recentEvents.delete(this.recentEvents.keys().next().value!);
       }
+      this.recentEvents.set(machineId, cached);
       return cached.slice(0, limit);
     }
     return this.queryEvents(machineId, limit);
