@@ -1,19 +1,21 @@
 /**
  * Density: BENCH_STOPPED (default 1,000) stopped machines plus BENCH_RUNNING (default 250) running
- * (1,250 machines do not fit on one host today: every machine, stopped or not, keeps a veth on the
- * host bridge, and a Linux bridge takes at most 1,023 ports, "RTNETLINK answers: Exchange full";
- * the recorded run used BENCH_STOPPED=750)
+ * (a Linux bridge takes at most 1,023 ports; above the driver's port budget, 900, the least
+ * recently used stopped machines give up their veth and netns and get them back on start)
  * idle busybox-httpd machines on one `hangar up --driver crun`, created through the public API by 8
  * concurrent clients (a stopped machine is created, started, then stopped: the state a real app's
  * idle machines are in). Records RSS and PSS of each Hangar process: the API server (`hangar up`),
  * the agent, and the per-machine processes (the shim `sh` and its `crun run`, summed); checks that
  * every running machine answers HTTP; and measures starts of stopped machines at this density
- * (public API → HTTP 200, 20 samples). Target (issue: runtime): Hangar processes' RSS ≤ 300 MB
+ * (public API → HTTP 200, 20 samples each of the oldest stopped machines, which gave up their
+ * network, and of the newest, which kept it), plus the kernel's neighbour-table counters
+ * (`/proc/net/stat/{arp,ndisc}_cache`: entries, table_fulls) before and after. Target (issue: runtime): Hangar processes' RSS ≤ 300 MB
  * together. Writes bench/results/machine-density.json. Everything is destroyed at the end.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/machine-density.js
  * @module
  */
+import { readFileSync, readdirSync } from 'node:fs';
 import { crunUnavailable } from '../src/agent/drivers/crun/testing.js';
 import { firstOk, procMem, shimProcesses, sleep, startCrunHangar, stats, sumMem, writeResult } from './lib/crun-hangar.js';
 
@@ -32,6 +34,7 @@ async function main(): Promise<void> {
   let result: Record<string, unknown> = {};
   const began = performance.now();
   try {
+    const neighBefore = neighbourStats();
     const idle = { api_server: procMem(h.upPid), agent: procMem(h.agentPid()!) };
     const stopped: Created[] = [];
     let n = 0;
@@ -64,15 +67,24 @@ async function main(): Promise<void> {
     const agent = procMem(agentPid);
     const shimMem = sumMem(shims);
     const runtimeMem = sumMem(runtimes);
-    // Starts of stopped machines at this density (each stopped again afterwards, untimed).
-    const starts: number[] = [];
-    for (const m of stopped.slice(0, 20)) {
-      const t = performance.now();
-      await h.api.call('POST', `${base(m.id)}/start`);
-      await firstOk(m.private_ip);
-      starts.push(performance.now() - t);
-      await h.api.call('POST', `${base(m.id)}/stop`, { signal: 'SIGKILL', timeout: '1s' });
-    }
+    // Starts of stopped machines at this density (each stopped again afterwards, untimed): the
+    // oldest gave up their netns + veth (re-attached on start), the newest kept them.
+    const attachedBefore = countBridgePorts(h.network.bridge);
+    const timeStarts = async (machines: Created[]) => {
+      const starts: number[] = [];
+      for (const m of machines) {
+        const t = performance.now();
+        await h.api.call('POST', `${base(m.id)}/start`);
+        await firstOk(m.private_ip);
+        starts.push(performance.now() - t);
+        await h.api.call('POST', `${base(m.id)}/stop`, { signal: 'SIGKILL', timeout: '1s' });
+      }
+      return starts;
+    };
+    const parkedStarts = await timeStarts(stopped.slice(0, 20));
+    const attachedStarts = await timeStarts(stopped.slice(-20));
+    const starts = [...parkedStarts, ...attachedStarts];
+    const neighAfter = neighbourStats();
     const mb = (kb: number) => Math.round(kb / 102.4) / 10;
     const hangarCoreRss = api.rss_kb + agent.rss_kb;
     result = {
@@ -88,7 +100,11 @@ async function main(): Promise<void> {
         all_hangar_rss_sum: mb(hangarCoreRss + shimMem.rss_kb + runtimeMem.rss_kb),
         all_hangar_pss_sum: mb(api.pss_kb + agent.pss_kb + shimMem.pss_kb + runtimeMem.pss_kb),
       },
+      bridge_ports_in_use: attachedBefore,
       start_of_stopped_at_density_ms: stats(starts),
+      start_of_stopped_that_gave_up_its_network_ms: stats(parkedStarts),
+      start_of_stopped_that_kept_its_network_ms: stats(attachedStarts),
+      neighbour_tables: { before: neighBefore, after: neighAfter },
       note: 'RSS sums double-count shared pages (libc, the crun binary); PSS divides them between the processes sharing them, so the PSS sum is the memory these processes really cost',
     };
   } finally {
@@ -108,6 +124,29 @@ async function main(): Promise<void> {
       including_per_machine_processes_pss: (totals?.all_hangar_pss_sum ?? Infinity) <= 300,
     },
   });
+}
+
+/** Entries, forced GC runs and table_fulls of the kernel's ARP and NDP tables (summed over CPUs' rows), and their gc_thresh3. */
+function neighbourStats() {
+  const read = (family: 'arp' | 'ndisc', sysctl: string) => {
+    const lines = readFileSync(`/proc/net/stat/${family}_cache`, 'utf8').trim().split('\n');
+    const head = lines[0]!.trim().split(/\s+/);
+    const col = (name: string) => lines.slice(1).map((l) => parseInt(l.trim().split(/\s+/)[head.indexOf(name)]!, 16));
+    return {
+      entries: col('entries')[0], forced_gc_runs: col('forced_gc_runs').reduce((a, b) => a + b, 0),
+      table_fulls: col('table_fulls').reduce((a, b) => a + b, 0),
+      gc_thresh3: Number(readFileSync(`/proc/sys/net/${sysctl}/neigh/default/gc_thresh3`, 'utf8')),
+    };
+  };
+  return { ipv4: read('arp', 'ipv4'), ipv6: read('ndisc', 'ipv6') };
+}
+
+function countBridgePorts(bridge: string): number {
+  try {
+    return readdirSync(`/sys/class/net/${bridge}/brif`).length;
+  } catch {
+    return -1;
+  }
 }
 
 main().catch((err) => {

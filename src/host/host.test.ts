@@ -9,6 +9,9 @@ import { checkHost, formatCheck, planSetup, setupHost, type HostExecutor } from 
 
 const BINARIES: Record<string, string> = Object.fromEntries(HOST_PACKAGES.map((p) => [p.pkg, p.binary.startsWith('/') ? p.binary : `/usr/bin/${p.binary}`]));
 const SYSCTL_FILES = ['/proc/sys/net/ipv4/ip_forward', '/proc/sys/net/ipv6/conf/all/forwarding', '/proc/sys/net/ipv4/conf/all/route_localnet'];
+/** Neighbour-table thresholds: kernel defaults on a fresh host, what setup writes on a ready one. */
+const NEIGH = (['ipv4', 'ipv6'] as const).flatMap((f) => ([['gc_thresh1', '128', '2048'], ['gc_thresh2', '512', '8192'], ['gc_thresh3', '1024', '16384']] as const)
+  .map(([name, fresh, ready]) => ({ key: `net.${f}.neigh.default.${name}`, file: `/proc/sys/net/${f}/neigh/default/${name}`, fresh, ready })));
 
 /** A fake host: files, installed packages and binaries; its executor changes that state like the real commands would. */
 class FakeHost {
@@ -27,6 +30,7 @@ class FakeHost {
     host.files.set(UNIFIED_CONTROLLERS, 'hugetlb\n');
     host.files.set('/proc/self/mountinfo', '30 25 0:26 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n31 25 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n');
     for (const f of SYSCTL_FILES) host.files.set(f, '0\n');
+    for (const n of NEIGH) host.files.set(n.file, `${n.fresh}\n`);
     host.files.set('/proc/sys/kernel/osrelease', '6.1.0-test\n');
     host.files.set('/proc/cpuinfo', 'processor : 0\nflags : fpu hypervisor\n');
     host.files.set('/proc/net/ipv6_route', '');
@@ -38,6 +42,7 @@ class FakeHost {
     for (const { pkg } of HOST_PACKAGES) host.install(pkg);
     host.files.set(UNIFIED_CONTROLLERS, '');
     for (const f of SYSCTL_FILES) host.files.set(f, '1\n');
+    for (const n of NEIGH) host.files.set(n.file, `${n.ready}\n`);
     host.files.set('/proc/sys/net/bridge', '');
     return host;
   }
@@ -104,13 +109,15 @@ describe('host check', () => {
       'sysctl:net.ipv4.ip_forward',
       'sysctl:net.ipv6.conf.all.forwarding',
       'sysctl:net.ipv4.conf.all.route_localnet',
+      'sysctl:net.ipv4.neigh.default.gc_thresh',
+      'sysctl:net.ipv6.neigh.default.gc_thresh',
     ]);
     for (const r of report.results.filter((x) => !x.ok)) assert.ok(r.fix && r.fix.length > 0, r.id);
     const text = formatCheck(report);
     assert.match(text, /FAIL\s+package crun\s+not installed/);
     assert.match(text, /fix: mkdir -p \/sys\/fs\/cgroup\/hugetlb && mount -t cgroup -o hugetlb/);
     assert.match(text, /fix: sysctl -w net.ipv4.ip_forward=1/);
-    assert.match(text, /host check: 14 of 16 required checks fail/);
+    assert.match(text, /host check: 16 of 18 required checks fail/);
   });
 
   it('passes on a ready host; optional and info items never fail it', () => {
@@ -123,7 +130,7 @@ describe('host check', () => {
     const text = formatCheck(report);
     assert.match(text, /warn\s+br_netfilter module/);
     assert.match(text, /info\s+KVM for microVMs\s+no \/dev\/kvm/);
-    assert.match(text, /host check: all 16 required checks pass\n$/);
+    assert.match(text, /host check: all 18 required checks pass\n$/);
   });
 
   it('fails when not root', () => {
@@ -189,6 +196,7 @@ describe('host setup', () => {
       'sysctl -w net.ipv4.ip_forward=1',
       'sysctl -w net.ipv6.conf.all.forwarding=1',
       'sysctl -w net.ipv4.conf.all.route_localnet=1',
+      ...NEIGH.map((n) => `sysctl -w ${n.key}=${n.ready}`),
     ]);
     assert.ok(lines.some((l) => /^ {2}run {3}sysctl -w net.ipv4.ip_forward=1$/.test(l)));
     assert.ok(lines.some((l) => /skip\s+br_netfilter module: optional: not available in kernel 6.1.0-test/.test(l)));

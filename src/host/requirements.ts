@@ -186,6 +186,36 @@ function sysctlRequirement(key: string, value: string, why: string): Requirement
   };
 }
 
+/**
+ * The kernel keeps one neighbour (ARP / NDP) table per address family for the whole host, shared
+ * by every network namespace, and refuses new entries above gc_thresh3 (default 1,024; "neighbour
+ * table overflow", counted in /proc/net/stat/{arp,ndisc}_cache table_fulls). Each machine adds
+ * entries in both tables (the host's for the machine, the machine's for its gateway, peers), so a
+ * host with ~500+ machines runs out: the first packets to a machine that just started are dropped
+ * until an entry can be made, and a connection waits for its SYN retransmission (1-2 s). Setup
+ * raises the three thresholds of each family, never lowers a host's larger values.
+ */
+const NEIGH_THRESHOLDS: [string, number][] = [['gc_thresh1', 2048], ['gc_thresh2', 8192], ['gc_thresh3', 16384]];
+
+function neighbourTableRequirement(family: 'ipv4' | 'ipv6'): Requirement {
+  const keys = NEIGH_THRESHOLDS.map(([name, min]) => [`net.${family}.neigh.default.${name}`, min] as const);
+  const low = (p: HostProbes) => keys.filter(([key, min]) => !(Number(p.readFile(sysctlPath(key))?.trim()) >= min));
+  return {
+    id: `sysctl:net.${family}.neigh.default.gc_thresh`,
+    title: `${family} neighbour table holds ${NEIGH_THRESHOLDS.at(-1)![1]} entries`,
+    level: 'required',
+    fix: keys.map(([key, min]) => `sysctl -w ${key}=${min}`).join('; '),
+    probe(p) {
+      const missing = low(p);
+      const why = 'one table for all machines; the default 1,024 overflows at a few hundred machines and delays their first packets by 1-2 s';
+      return missing.length === 0
+        ? { ok: true, detail: why }
+        : { ok: false, detail: `${missing.map(([key]) => `${key.split('.').at(-1)}=${p.readFile(sysctlPath(key))?.trim() ?? 'missing'}`).join(', ')}; ${why}` };
+    },
+    plan: (p) => low(p).map(([key, min]): HostAction => ({ kind: 'write', path: sysctlPath(key), content: `${min}\n`, display: `sysctl -w ${key}=${min}` })),
+  };
+}
+
 /** RTF_DEFAULT | RTF_ADDRCONF in /proc/net/ipv6_route: a default route learned from a router advertisement. */
 const RA_DEFAULT_ROUTE = 0x00010000 | 0x00040000;
 
@@ -238,6 +268,8 @@ const SYSCTLS: Requirement[] = [
   // The kernel drops packets with a loopback address that leave the lo interface ("martians")
   // unless route_localnet is on (the masquerade rule then rewrites the source).
   sysctlRequirement('net.ipv4.conf.all.route_localnet', '1', 'lets published ports answer on 127.0.0.1 (DNAT from loopback)'),
+  neighbourTableRequirement('ipv4'),
+  neighbourTableRequirement('ipv6'),
 ];
 
 // ---------------------------------------------------------------------------------------------

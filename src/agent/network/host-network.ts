@@ -179,7 +179,10 @@ export class HostNetwork {
         hasVeth = false;
       }
       if (!hasNetns) hostLines.push(`netns add ${net.netnsName}`);
-      if (!hasVeth) hostLines.push(`link add ${a.vethName} type veth peer name eth0 netns ${net.netnsName}`);
+      // eth0 gets a MAC fixed by the slot: a machine that gave up its veth (stopped, bridge near
+      // full) and attaches again keeps its MAC, so neighbour entries the host and other machines
+      // still hold for its address stay right (a new random MAC would leave them stale for ~5 s).
+      if (!hasVeth) hostLines.push(`link add ${a.vethName} type veth peer name eth0 address ${this.machineMac(a.slot)} netns ${net.netnsName}`);
       hostLines.push(`link set ${a.vethName} master ${this.bridge} up`);
       let nftScript = portElementsScript(this.table, 'add', port);
       if (!this.orgChains.has(a.orgId)) nftScript = `${orgChainScript(this.table, a.orgId)}\n${nftScript}`;
@@ -340,6 +343,12 @@ export class HostNetwork {
     if (g(0) !== 0xfdaa || g(1) !== this.ipv6Net || g(3) !== 0xa7b || g(4) !== this.hostIndex || g(7) !== 2) return undefined;
     const a = this.allocations.bySlotNumber(g(5) * 0x10000 + g(6));
     return a && a.orgId === g(2) ? a.orgId : undefined;
+  }
+
+  /** Locally administered unicast, unique per bridge and slot: 0a:<bridge hash>:<slot, 32 bits>. */
+  private machineMac(slot: number): string {
+    const h = createHash('sha256').update(`hangar-bridge:${this.bridge}`).digest();
+    return ['0a', h[0]!, slot >>> 24, slot >>> 16, slot >>> 8, slot].map((x) => (typeof x === 'string' ? x : (x & 255).toString(16).padStart(2, '0'))).join(':');
   }
 
   private bridgeMac(): string {

@@ -49,7 +49,16 @@ export interface CrunDriverOptions {
   cgroupParent?: string;
   /** How long `start` waits for the container to run (default 10 s). */
   startTimeoutMs?: number;
+  /**
+   * Machines holding a veth on the host bridge above which stopped (and never started) machines
+   * give theirs up, least recently used first, keeping their addresses (default 900; a Linux
+   * bridge takes at most 1,023 ports). Their next start rebuilds the netns and veth (~15 ms).
+   */
+  networkPortBudget?: number;
 }
+
+/** Attaching waits for stopped machines to give up their veth at this many ports (bridge maximum 1,023). */
+const BRIDGE_PORT_HARD_LIMIT = 1000;
 
 type Status = 'created' | 'running' | 'paused' | 'exited';
 
@@ -82,6 +91,14 @@ interface CrunMachine {
   execs: Set<() => void>;
   /** The bundle's config.json as this agent last wrote it (skips rewriting an unchanged one). */
   writtenConfig?: string;
+  /** Last create/start/exit (ms): stopped machines give up their veth least recently used first. */
+  lastUsed: number;
+  /** The netns and veth were given up (or are gone after a reboot); the next start attaches again. */
+  parked: boolean;
+  /** A `park` in flight; `start` waits for it. */
+  parking?: Promise<void>;
+  /** Inside `start`: never parked meanwhile. */
+  starting: number;
 }
 
 interface SavedMachine {
@@ -103,6 +120,10 @@ export class CrunDriver implements Driver {
   private readonly cgroupParent: string;
   private readonly logMaxBytes: number;
   private readonly startTimeoutMs: number;
+  private readonly portBudget: number;
+  /** Attaches in flight (not yet in `machines` as attached). */
+  private attaching = 0;
+  private trimming: Promise<void> | undefined;
   private listener: ((id: string, exit: ExitInfo) => void) | undefined;
   private closed = false;
   private runSeq = 0;
@@ -120,6 +141,7 @@ export class CrunDriver implements Driver {
     this.cgroupParent = options.cgroupParent ?? '/hangar';
     this.logMaxBytes = options.logMaxBytes ?? 10 * 1024 * 1024;
     this.startTimeoutMs = options.startTimeoutMs ?? 10_000;
+    this.portBudget = options.networkPortBudget ?? 900;
     this.rotation = setInterval(() => void this.rotateLogs(), 10_000);
     this.rotation.unref();
   }
@@ -138,7 +160,7 @@ export class CrunDriver implements Driver {
       throw new HangarError('failed_precondition', `machine ${spec.id} is ${existing.status}; stop it before preparing a new version`);
     }
     const image = await this.options.images.resolve(spec.config.image);
-    const network = existing?.network ?? await this.options.network.attach(networkMachine(spec));
+    const network = existing?.network ?? await this.attachNetwork(spec);
     const dir = join(this.machinesDir, spec.id);
     await Promise.all(['bundle', 'run', 'logs', 'etc'].map((d) => mkdir(join(dir, d), { recursive: true })));
     await Promise.all([
@@ -153,6 +175,7 @@ export class CrunDriver implements Driver {
     } else {
       this.machines.set(spec.id, this.newMachine({ spec, image, network }, 'created'));
     }
+    this.trimNetwork();
     return { privateIp: network.ipv6, imageDigest: image.digest };
   }
 
@@ -160,11 +183,28 @@ export class CrunDriver implements Driver {
 
   async start(id: string): Promise<void> {
     const m = this.get(id);
+    m.starting++;
+    try {
+      await this.startMachine(m);
+    } finally {
+      m.starting--;
+      m.lastUsed = Date.now();
+      this.trimNetwork();
+    }
+  }
+
+  private async startMachine(m: CrunMachine): Promise<void> {
+    const id = m.id;
     if (m.status === 'running') return;
     if (m.status === 'paused') await this.stop(id, { signal: SIGNALS.SIGKILL, timeoutMs: 0 });
     await m.settling;
-    // After a host reboot the namespace and veth are gone (the address allocation is not): rebuild them.
-    if (networkGone(m.network)) m.network = await this.options.network.attach(networkMachine(m.spec));
+    await m.parking;
+    // Parked (the bridge was full), or after a host reboot the namespace and veth are gone (the
+    // address allocation is not): rebuild them. Otherwise nothing to do (two existsSync).
+    if (m.parked || networkGone(m.network)) {
+      m.network = await this.attachNetwork(m.spec);
+      m.parked = false;
+    }
     const argv = machineArgv(m.spec, m.image.config);
     if (argv.length === 0) {
       throw new HangarError('failed_precondition', `machine ${id}: nothing to run: image ${m.image.name} has no Entrypoint or Cmd and config.init sets none`);
@@ -328,9 +368,11 @@ export class CrunDriver implements Driver {
     const exit: ExitInfo = { exit_code: code, signal, oom_killed: oom, requested_stop: m.stopRequested, exited_at: exitedAt };
     m.status = 'exited';
     m.exit = exit;
+    m.lastUsed = Date.now();
     delete m.pid;
     for (const cancel of m.execs) cancel();
     m.settling = this.options.images.unmountRootfs(m.dir).catch((err) => this.logger.warn('could not unmount a machine rootfs', { machine: m.id, err: String(err) }));
+    void m.settling.then(() => this.trimNetwork()); // over the port budget with every machine running until now
     if (run.onStarted) {
       run.onStarted.reject(exit);
       return;
@@ -599,6 +641,7 @@ export class CrunDriver implements Driver {
       }
       result.set(spec.id, await this.inspect(spec.id));
     }
+    this.trimNetwork();
     return result;
   }
 
@@ -611,6 +654,7 @@ export class CrunDriver implements Driver {
       return;
     }
     const m = this.newMachine({ ...saved, spec }, 'created');
+    m.parked = networkGone(saved.network);
     this.machines.set(spec.id, m);
     const paths = this.paths(m);
     const runInfo = await readFile(join(paths.runDir, 'run.json'), 'utf8').then((t) => JSON.parse(t) as { started_mono: number; shim_pid: number }, () => undefined);
@@ -631,6 +675,7 @@ export class CrunDriver implements Driver {
       const oom = signal === SIGNALS.SIGKILL && runInfo !== undefined && oomKilledSince(`${this.cgroupParent}/${spec.id}`, runInfo.started_mono - 5000);
       m.status = 'exited';
       m.exit = { exit_code: n, signal, oom_killed: oom, requested_stop: false, exited_at: Math.round(mtime) };
+      m.lastUsed = m.exit.exited_at;
     } else if (runInfo) {
       // It ran and left no status: the host rebooted or the shim was killed with it.
       m.status = 'exited';
@@ -656,7 +701,60 @@ export class CrunDriver implements Driver {
     return {
       id: saved.spec.id, spec: saved.spec, image: saved.image, network: saved.network, status,
       dir: join(this.machinesDir, saved.spec.id), stopRequested: false, destroyed: false, settling: Promise.resolve(), execs: new Set(),
+      lastUsed: Date.now(), parked: false, starting: 0,
     };
+  }
+
+  // ---- bridge ports ------------------------------------------------------------------------------
+
+  /** Machines whose netns + veth exist (or are being attached): the bridge ports in use. */
+  private portsInUse(): number {
+    let n = this.attaching;
+    for (const m of this.machines.values()) if (!m.parked) n++;
+    return n;
+  }
+
+  /** Attaches a machine's network; when the bridge is close to full, first waits for stopped machines to give theirs up. */
+  private async attachNetwork(spec: AgentMachineSpec): Promise<DriverNetwork> {
+    if (this.options.network.park && this.portsInUse() >= Math.max(this.portBudget, BRIDGE_PORT_HARD_LIMIT)) {
+      this.trimNetwork();
+      await this.trimming;
+    }
+    this.attaching++;
+    try {
+      return await this.options.network.attach(networkMachine(spec));
+    } finally {
+      this.attaching--;
+    }
+  }
+
+  /**
+   * Over the port budget: stopped and never-started machines give up their netns + veth (keeping
+   * their addresses), least recently used first, in the background, a few at a time. A host below
+   * the budget never parks anything, so its starts keep the attached fast path.
+   */
+  private trimNetwork(): void {
+    const park = this.options.network.park?.bind(this.options.network);
+    if (!park || this.trimming || this.closed || this.portsInUse() <= this.portBudget) return;
+    this.trimming = (async () => {
+      for (;;) {
+        const excess = this.portsInUse() - this.portBudget;
+        if (excess <= 0 || this.closed) return;
+        const idle = [...this.machines.values()]
+          .filter((m) => !m.parked && m.starting === 0 && !m.destroyed && (m.status === 'exited' || m.status === 'created'))
+          .sort((a, b) => a.lastUsed - b.lastUsed)
+          .slice(0, Math.min(excess, 8));
+        if (idle.length === 0) return;
+        await Promise.all(idle.map((m) => {
+          // Parked before the first await: a start from now on waits for `parking`, then attaches.
+          m.parked = true;
+          m.parking = park(m.id)
+            .catch((err: unknown) => this.logger.warn('could not give up a stopped machine\'s network', { machine: m.id, err: String(err) }))
+            .finally(() => delete m.parking);
+          return m.parking;
+        }));
+      }
+    })().finally(() => (this.trimming = undefined));
   }
 
   private paths(m: CrunMachine) {

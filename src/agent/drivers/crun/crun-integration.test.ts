@@ -147,6 +147,50 @@ describe('crun driver on a real host', { skip: unavailable, timeout: 120_000 }, 
     await second.destroy(spec.id);
   });
 
+  test('over the bridge port budget a stopped machine gives up its netns + veth, keeps its address and MAC, and gets them back on start (also after an agent restart)', async () => {
+    const budgeted = () => {
+      const d = new CrunDriver({ dataDir: join(root, 'agent'), images: providers.images, network: providers.network, networkPortBudget: 1 });
+      drivers.push(d);
+      return d;
+    };
+    const attached = (id: string) => existsSync(`/var/run/netns/hci-${id}`);
+    const until = async (what: () => boolean) => {
+      for (let i = 0; i < 400 && !what(); i++) await new Promise((r) => setTimeout(r, 5));
+      return what();
+    };
+    const driver = budgeted();
+    const a = track(baseSpec());
+    const b = track(baseSpec());
+    const ipA = (await driver.create(a)).privateIp;
+    await driver.start(a.id);
+    assert.equal((await waitHttp(ipA)).status, 200);
+    await driver.stop(a.id, { signal: SIGNALS.SIGKILL, timeoutMs: 1000 });
+    assert.equal(attached(a.id), true, 'one port: within the budget');
+    const ipB = (await driver.create(b)).privateIp;
+    await driver.start(b.id);
+    assert.equal(await until(() => !attached(a.id)), true, 'the stopped machine gave up its netns');
+    assert.equal(attached(b.id), true, 'the running one keeps its network');
+    assert.equal((await waitHttp(ipB)).status, 200);
+    await driver.start(a.id);
+    // Same address, and at once: the host's neighbour entry for it is still right (same MAC).
+    assert.equal((await waitHttp(ipA, 8080, 900)).status, 200);
+    assert.equal(attached(b.id), true, 'running machines are never parked');
+
+    // Agent restart with A parked: A is no orphan (its address stays), B keeps running and answering.
+    await driver.stop(a.id, { signal: SIGNALS.SIGKILL, timeoutMs: 1000 });
+    assert.equal(await until(() => !attached(a.id)), true);
+    await driver.close();
+    const second = budgeted();
+    const statuses = await second.recover([a, b]);
+    assert.equal(statuses.get(a.id)?.state, 'exited');
+    assert.equal(statuses.get(b.id)?.state, 'running');
+    assert.equal((await waitHttp(ipB)).status, 200);
+    await second.start(a.id);
+    assert.equal((await waitHttp(ipA, 8080, 900)).status, 200);
+    await second.destroy(a.id);
+    await second.destroy(b.id);
+  });
+
   test('destroy leaves nothing: no mounts, container, machine dir or netns', async () => {
     const driver = newDriver();
     const spec = withInit({ exec: ['sleep', '1000'] });

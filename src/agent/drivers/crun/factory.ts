@@ -81,6 +81,11 @@ export class HostNetworkProvider implements NetworkProvider {
     await this.network.release(machineId);
   }
 
+  /** A stopped machine gives up its veth and netns (the bridge is near its port limit); its addresses stay. */
+  async park(machineId: string): Promise<void> {
+    await this.network.detach(machineId);
+  }
+
   async recover(known: Set<string>): Promise<void> {
     await this.setup();
     await this.network.recover(known);

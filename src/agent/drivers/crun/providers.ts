@@ -56,6 +56,11 @@ export interface NetworkProvider {
   register?(machine: NetworkMachine, network: DriverNetwork): void;
   /** Removes the namespace and frees the addresses (destroy). Idempotent. */
   detach(machineId: string): Promise<void>;
+  /**
+   * Optional: removes the namespace and veth of a stopped machine but keeps its addresses; the
+   * next `attach` rebuilds them (the driver parks stopped machines when the bridge fills up).
+   */
+  park?(machineId: string): Promise<void>;
   /** Removes whatever belongs to ids not in `known`. */
   recover(known: Set<string>): Promise<void>;
   close(): Promise<void>;
