@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HangarClient } from '../src/client/client.js';
 import { repoRoot } from '../src/testkit/paths.js';
+import { SERVER_V8_FLAGS } from '../src/up/up.js';
 
 const MACHINES = Number(process.env.BENCH_MACHINES ?? 1000);
 const DURATION_S = Number(process.env.BENCH_SECONDS ?? 10);
@@ -69,7 +70,8 @@ async function startHangar(dir: string): Promise<{ child: ChildProcess; url: str
   const dataDir = join(dir, 'data');
   const child = spawn(
     process.execPath,
-    [join(repoRoot(), 'dist/src/main.js'), 'up', '--driver', 'fake', '--data-dir', dataDir,
+    // As `bin/hangar up` runs it (same V8 flags); the proxy is left out, this measures the API.
+    [...SERVER_V8_FLAGS, join(repoRoot(), 'dist/src/main.js'), 'up', '--driver', 'fake', '--no-proxy', '--data-dir', dataDir,
       '--api-listen', `127.0.0.1:${apiPort}`, '--agent-listen', `127.0.0.1:${agentPort}`],
     { env: { ...process.env, HANGAR_CONFIG_DIR: join(dir, 'cli') }, stdio: ['ignore', 'pipe', 'ignore'] },
   );

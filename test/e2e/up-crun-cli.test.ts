@@ -61,10 +61,11 @@ describe('hangar up (crun) and the CLI on a real machine', { skip: unavailable, 
     image = `${registry.host}/e2e:1`;
     const apiPort = await freeLoopbackPort();
     const agentPort = await freeLoopbackPort();
+    const proxyPort = await freeLoopbackPort();
     env = { ...process.env, HANGAR_CONFIG_DIR: join(dir, 'cli'), HANGAR_AGENT_NETWORK: JSON.stringify(NETWORK) };
     delete env.HANGAR_API_URL;
     delete env.HANGAR_API_TOKEN;
-    up = spawn(BIN, ['up', '--data-dir', join(dir, 'data'), '--api-listen', `127.0.0.1:${apiPort}`, '--agent-listen', `127.0.0.1:${agentPort}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    up = spawn(BIN, ['up', '--data-dir', join(dir, 'data'), '--api-listen', `127.0.0.1:${apiPort}`, '--agent-listen', `127.0.0.1:${agentPort}`, '--proxy-listen', `127.0.0.1:${proxyPort}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     up.stderr!.on('data', (d) => (upOutput += d));
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`hangar up did not come up in 60 s:\n${upOutput}`)), 60_000);

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { createRequire } from 'node:module';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -57,6 +58,7 @@ describe('hangar up with an unmodified Fly client and the CLI', () => {
   let up: ChildProcess;
   let apiUrl: string;
   let agentPort: number;
+  let proxyPort: number;
   let token: string;
   let env: NodeJS.ProcessEnv;
   let upOutput = '';
@@ -65,13 +67,14 @@ describe('hangar up with an unmodified Fly client and the CLI', () => {
     dir = mkdtempSync(join(tmpdir(), 'hangar-e2e-'));
     const apiPort = await freePort();
     agentPort = await freePort();
+    proxyPort = await freePort();
     apiUrl = `http://127.0.0.1:${apiPort}`;
     env = { ...process.env, HANGAR_CONFIG_DIR: join(dir, 'cli'), HANGAR_API_URL: '', HANGAR_API_TOKEN: '' };
     delete env.HANGAR_API_URL;
     delete env.HANGAR_API_TOKEN;
     up = spawn(
       BIN,
-      ['up', '--driver', 'fake', '--data-dir', join(dir, 'data'), '--api-listen', `127.0.0.1:${apiPort}`, '--agent-listen', `127.0.0.1:${agentPort}`, '--region', 'ams'],
+      ['up', '--driver', 'fake', '--data-dir', join(dir, 'data'), '--api-listen', `127.0.0.1:${apiPort}`, '--agent-listen', `127.0.0.1:${agentPort}`, '--proxy-listen', `127.0.0.1:${proxyPort}`, '--region', 'ams'],
       { env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     up.stderr!.on('data', (d) => (upOutput += d));
@@ -99,6 +102,19 @@ describe('hangar up with an unmodified Fly client and the CLI', () => {
 
   test('the fake driver says so when it starts', () => {
     assert.match(upOutput, /fake/i);
+  });
+
+  test('the proxy runs with it and names the app it looked for', async () => {
+    // fetch() would replace the Host header; node:http sends it as given.
+    const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      httpGet({ host: '127.0.0.1', port: proxyPort, path: '/', headers: { host: 'nobody.localhost' } }, (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      }).on('error', reject);
+    });
+    assert.equal(status, 404);
+    assert.match(body, /"nobody"/);
   });
 
   test('fly-admin walks the machine lifecycle', async () => {
