@@ -12,6 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -194,12 +195,20 @@ async function killContainers(dataDir: string, driver: string, say: (line: strin
   if (!bin) return;
   const runtime = new OciRuntime(bin, join(dataDir, 'runtime'));
   const containers = await runtime.list().catch(() => []);
-  if (containers.length === 0) return;
-  say(`hangar agent: stopping ${containers.length} machine${containers.length === 1 ? '' : 's'} ...`);
-  for (const c of containers) await runtime.exec(['kill', c.id, 'KILL']).catch(() => undefined);
-  // Each machine's shim records the exit and crun deletes the container; wait for that (bounded).
-  for (let i = 0; i < 200 && (await runtime.list().catch(() => [])).length > 0; i++) await new Promise((r) => setTimeout(r, 25));
-  for (const c of await runtime.list().catch(() => [])) await runtime.exec(['delete', '--force', c.id]).catch(() => undefined);
+  if (containers.length > 0) {
+    say(`hangar agent: stopping ${containers.length} machine${containers.length === 1 ? '' : 's'} ...`);
+    for (const c of containers) await runtime.exec(['kill', c.id, 'KILL']).catch(() => undefined);
+    // Each machine's shim records the exit and crun deletes the container; wait for that (bounded).
+    for (let i = 0; i < 200 && (await runtime.list().catch(() => [])).length > 0; i++) await new Promise((r) => setTimeout(r, 25));
+    for (const c of await runtime.list().catch(() => [])) await runtime.exec(['delete', '--force', c.id]).catch(() => undefined);
+  }
+  // A reboot would drop the machines' overlay mounts too; leave none behind on the host. The next
+  // start mounts a fresh one anyway (a restarted machine is a blank slate).
+  const { unmountMachineRootfs } = await import('./images/overlay.js');
+  const machinesDir = join(dataDir, 'machines');
+  for (const id of await readdir(machinesDir).catch(() => [] as string[])) {
+    await unmountMachineRootfs(join(machinesDir, id)).catch(() => undefined);
+  }
 }
 
 // `node dist/src/agent/main.js ...` runs the agent directly (the e2e test and debugging use this;

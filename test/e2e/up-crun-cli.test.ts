@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -126,5 +126,7 @@ describe('hangar up (crun) and the CLI on a real machine', { skip: unavailable, 
     const code = await new Promise<number | null>((r) => up.once('exit', (c) => r(c)));
     assert.equal(code, 0, upOutput);
     assert.deepEqual(crunContainers(root), [], 'no containers left after SIGTERM');
+    const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').filter((line) => line.includes(` ${join(dir, 'data')}`));
+    assert.deepEqual(mounts, [], 'no overlay mounts left after SIGTERM');
   });
 });
