@@ -435,6 +435,11 @@ export class MachineService {
     };
   }
 
+  /**
+   * Hosts as the scheduler sees them. Per-host load is not tracked yet (counting machines per create
+   * would make every create cost O(machines)); with one host per region, placement is by region and
+   * reachability. A cluster needs a maintained per-host count here.
+   */
   private async hostSnapshot() {
     const hosts = await this.store.listHosts();
     return hosts.map((h) => ({ id: h.id, region: h.region, reachable: this.hosts.isReachable(h.id), liveMachines: 0 }));
