@@ -9,12 +9,12 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HangarClient } from '../src/client/client.js';
 import { repoRoot } from '../src/testkit/paths.js';
 import { SERVER_V8_FLAGS } from '../src/up/up.js';
+import { freeLoopbackPort as freePort } from '../src/testkit/registry.js';
 
 const MACHINES = Number(process.env.BENCH_MACHINES ?? 1000);
 const DURATION_S = Number(process.env.BENCH_SECONDS ?? 10);
@@ -28,14 +28,6 @@ interface WrkResult {
   errors: number;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createNetServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function runWrk(url: string, script: string, connections: number, seconds: number): WrkResult {
   const out = spawnSync('wrk', ['-t2', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', script, url], { encoding: 'utf8' });

@@ -12,20 +12,12 @@
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const DURATION = process.env.BENCH_DURATION ?? '8s';
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 interface WrkResult { rps: number; p50_ms: number; p99_ms: number; errors: number; non2xx: number; requests: number }
 
@@ -89,6 +81,7 @@ async function waitPort(port: number): Promise<void> {
   throw new Error(`port ${port} never opened`);
 }
 import * as net from 'node:net';
+import { freeLoopbackPort as freePort } from '../src/testkit/registry.js';
 const require_net = () => net;
 
 async function serveProxy(backendPort: number, listenPort: number): Promise<void> {

@@ -4,6 +4,7 @@
  * MiB, got 'abc'`. Also the small parsers other commands share (durations, signals, shell words).
  * @module
  */
+import { shellWords } from '../core/shell-words.js';
 import type { MachineConfig } from '../api-types/machine.js';
 import { parseDuration } from '../core/durations.js';
 import { STOP_SIGNALS, resolveSignal, type SignalName } from '../core/signals.js';
@@ -118,37 +119,6 @@ export function portsToServices(ports: ParsedPort[]): NonNullable<MachineConfig[
   return services;
 }
 
-/** Splits a command line like a POSIX shell would (quotes and backslashes; no expansion). */
-export function shellWords(flag: string, text: string): string[] {
-  const words: string[] = [];
-  let current = '';
-  let inWord = false;
-  let quote: '"' | "'" | undefined;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i]!;
-    if (quote) {
-      if (ch === quote) quote = undefined;
-      else if (ch === '\\' && quote === '"' && i + 1 < text.length && '"\\$`'.includes(text[i + 1]!)) current += text[++i];
-      else current += ch;
-    } else if (ch === '"' || ch === "'") {
-      quote = ch;
-      inWord = true;
-    } else if (ch === '\\' && i + 1 < text.length) {
-      current += text[++i];
-      inWord = true;
-    } else if (/\s/.test(ch)) {
-      if (inWord) words.push(current);
-      current = '';
-      inWord = false;
-    } else {
-      current += ch;
-      inWord = true;
-    }
-  }
-  if (quote) throw new UsageError(`${flag}: unterminated ${quote} quote in '${text}'`);
-  if (inWord) words.push(current);
-  return words;
-}
 
 export function parseRestartPolicy(value: string): 'no' | 'always' | 'on-failure' {
   const policy = value.trim().toLowerCase();
@@ -223,3 +193,5 @@ export function applyConfigFlags(base: MachineConfig, flags: ConfigFlagValues): 
   }
   return config;
 }
+
+export { shellWords };

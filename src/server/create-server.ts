@@ -48,7 +48,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   const { store, logger } = options;
   const hosts = new HostRegistry();
   const notifier = new MachineNotifier();
-  const machines = new MachineService({ store, hosts, notifier, logger, defaultRegion: options.region });
+  const machines = new MachineService({ store, hosts, notifier, defaultRegion: options.region });
   const apps = new AppService(store, machines, notifier);
   const auth = new Authenticator(store);
   const callers = new WeakMap<IncomingMessage, Caller>();

@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { mountsUnder } from '../../src/agent/drivers/crun/standins.js';
+import { mountsUnder } from '../../src/agent/images/overlay.js';
 import type { CrunDriver } from '../../src/agent/drivers/crun/crun-driver.js';
-import type { HangarError } from '../../src/core/errors.js';
 import type { CrunCluster } from '../../src/testkit/crun-cluster.js';
+import { rejectsWith } from '../../src/testkit/assertions.js';
 
 export function httpGet(host: string, port = 8080, timeoutMs = 1000): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -47,17 +47,6 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined>
   }
 }
 
-export async function rejectsWith(promise: Promise<unknown>, code: string, pattern?: RegExp): Promise<HangarError> {
-  try {
-    await promise;
-  } catch (err) {
-    const error = err as HangarError;
-    assert.equal(error.code, code, `expected code ${code}, got ${error.code}: ${error.message}`);
-    if (pattern) assert.match(error.message, pattern);
-    return error;
-  }
-  assert.fail(`expected a ${code} error`);
-}
 
 /** What a machine may leave on the host; all must be gone after destroy. */
 export async function leftovers(c: CrunCluster, id: string): Promise<string[]> {
@@ -84,3 +73,5 @@ export async function agentFootprint(c: CrunCluster): Promise<{ mounts: string[]
     containers: (await (agent.driver as CrunDriver).runtime.list()).map((x) => x.id),
   };
 }
+
+export { rejectsWith };

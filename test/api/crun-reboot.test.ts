@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Machine } from '../../src/api-types/machine.js';
 import type { CrunDriver } from '../../src/agent/drivers/crun/crun-driver.js';
-import { mountsUnder } from '../../src/agent/drivers/crun/standins.js';
+import { mountsUnder } from '../../src/agent/images/overlay.js';
 import { crunClusterUnavailable, startCrunCluster, type CrunCluster } from '../../src/testkit/crun-cluster.js';
 import { httpGet, leftovers, until, waitHttp } from './crun-helpers.js';
 

@@ -6,20 +6,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { HangarError } from '../../src/core/errors.js';
 import { startCluster, type TestCluster } from '../../src/testkit/cluster.js';
+import { rejectsWith } from '../../src/testkit/assertions.js';
 
 const IMAGE = 'registry.example.test/hello:1.0';
 
-async function rejectsWith(promise: Promise<unknown>, code: string, pattern?: RegExp): Promise<HangarError> {
-  try {
-    await promise;
-  } catch (err) {
-    const error = err as HangarError;
-    assert.equal(error.code, code, `expected code ${code}, got ${error.code}: ${error.message}`);
-    if (pattern) assert.match(error.message, pattern);
-    return error;
-  }
-  assert.fail(`expected a ${code} error`);
-}
 
 describe('machine lifecycle', () => {
   let cluster: TestCluster;

@@ -14,17 +14,10 @@ import { after, before, describe, test } from 'node:test';
 import { createProxy } from '../../src/proxy/create-proxy.js';
 import { crunClusterUnavailable, startCrunCluster, type CrunCluster } from '../../src/testkit/crun-cluster.js';
 import { get, until } from './helpers.js';
+import { freeLoopbackPort as freePort } from '../../src/testkit/registry.js';
 
 const unavailable = crunClusterUnavailable();
 
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 describe('proxy on crun machines', { skip: unavailable, timeout: 180_000 }, () => {
   let c: CrunCluster;

@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { MachineConfig } from '../../api-types/machine.js';
 import { checkSpecs, type CheckSpec } from './check-specs.js';
 import { runProbe } from './probes.js';
+import { freeLoopbackPort as freePort } from '../../testkit/registry.js';
 
 function spec(check: Record<string, unknown>): CheckSpec {
   return checkSpecs(MachineConfig.parse({ image: 'x', checks: { c: check } }))[0]!;
@@ -20,12 +21,6 @@ function listen(server: Server | ReturnType<typeof createTcpServer>, host = '127
 }
 
 /** A port nobody listens on (bound, then closed). */
-async function freePort(): Promise<number> {
-  const s = createTcpServer();
-  const port = await listen(s);
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 describe('probes: tcp', () => {
   test('passes when the port accepts, fails with the syscall error when refused', async () => {

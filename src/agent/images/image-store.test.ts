@@ -10,6 +10,7 @@ import { buildBusyboxImage, writeDockerArchive, writeOciArchive, type BuiltImage
 import { missingTools, REGISTRY_TOOLS, startRegistry, type TestRegistry } from '../../testkit/registry.js';
 import { ImageStore, normalizeImage } from './image-store.js';
 import { sha256Digest } from './oci.js';
+import { rejectsWith } from '../../testkit/assertions.js';
 
 const missing = missingTools([...REGISTRY_TOOLS, 'umoci']);
 const skip = missing.length > 0 ? `${missing.join(', ')} not installed (run \`hangar host setup\`)` :
@@ -43,17 +44,6 @@ function addIndex(layoutDir: string, tag: string, entries: { image: BuiltImage; 
   writeFileSync(join(layoutDir, 'index.json'), JSON.stringify(top));
 }
 
-async function rejectsWith(p: Promise<unknown>, code: string, re: RegExp): Promise<HangarError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof HangarError, `expected HangarError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    assert.match(err.message, re);
-    return err;
-  }
-  assert.fail('expected a rejection');
-}
 
 describe('normalizeImage', () => {
   it('normalizes Docker Hub and registry names', () => {

@@ -79,3 +79,12 @@ export async function isMountPoint(path: string): Promise<boolean> {
 function unescapeMountinfo(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }
+
+/** Mount points at or under `dir` (deepest first), from /proc/self/mountinfo. */
+export async function mountsUnder(dir: string): Promise<string[]> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  const points = info.split('\n').map((l) => l.split(' ')[4]).filter((p): p is string => !!p)
+    .map(unescapeMountinfo)
+    .filter((p) => p === dir || p.startsWith(`${dir}/`));
+  return [...new Set(points)].sort((a, b) => b.length - a.length);
+}

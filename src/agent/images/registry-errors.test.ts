@@ -5,12 +5,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { HangarError } from '../../core/errors.js';
 import { silentLogger } from '../../core/logger.js';
 import { buildBusyboxImage, type BuiltImage } from '../../testkit/images.js';
 import { freeLoopbackPort, missingTools } from '../../testkit/registry.js';
 import { ImageStore } from './image-store.js';
 import { parseChallenge } from './registry-client.js';
+import { rejectsWith } from '../../testkit/assertions.js';
 
 const skip = missingTools(['umoci']).length > 0 ? 'umoci not installed (run `hangar host setup`)' :
   process.getuid?.() !== 0 ? 'unpacking with ownership needs root' : false;
@@ -62,17 +62,6 @@ function layoutRegistry(image: BuiltImage, options: { token?: string; corruptLay
   };
 }
 
-async function rejectsWith(p: Promise<unknown>, code: string, re: RegExp): Promise<HangarError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof HangarError, `expected HangarError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    assert.match(err.message, re);
-    return err;
-  }
-  assert.fail('expected a rejection');
-}
 
 describe('ImageStore against broken and unusual registries', { skip, timeout: 60_000 }, () => {
   let dir: string;

@@ -16,7 +16,8 @@ import { queryBool, queryInt, Reply, type RequestContext, type Router } from '..
 import type { Caller } from '../auth.js';
 import { renderLease, renderMachine } from '../render.js';
 import type { AppService } from '../services/apps.js';
-import { splitCommand, type MachineService } from '../services/machines.js';
+import type { MachineService } from '../services/machines.js';
+import { shellWords } from '../../core/shell-words.js';
 import type { Store } from '../../store/store.js';
 import type { HostRegistry } from '../host-registry.js';
 
@@ -192,7 +193,7 @@ export function registerMachineRoutes(router: Router, deps: MachineRouteDeps): v
   router.post(`${ONE}/exec`, async (ctx) => {
     const { app } = await appOf(ctx);
     const body = parseWith(ExecRequest, await ctx.body());
-    const command = body.command ?? splitCommand(body.cmd!);
+    const command = body.command ?? shellWords('cmd', body.cmd!);
     if (command.length === 0) throw new HangarError('invalid_argument', 'cmd: the command is empty; pass the program to run');
     return machines.exec(app, ctx.params.machine_id!, command, body.stdin, body.timeout);
   });

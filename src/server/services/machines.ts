@@ -14,7 +14,6 @@ import { normalizeGuest } from '../../core/guest.js';
 import { newMachineId, newNonce, newUlid } from '../../core/ids.js';
 import { parseImageRef } from '../../core/image-ref.js';
 import { KeyedMutex } from '../../core/keyed-mutex.js';
-import type { Logger } from '../../core/logger.js';
 import {
   assertCanPerform, matchesWaitState, type MachineOperation, type MachineState, WAITABLE_STATES, type WaitableState,
 } from '../../core/machine-states.js';
@@ -29,7 +28,6 @@ export interface MachineServiceOptions {
   store: Store;
   hosts: HostRegistry;
   notifier: MachineNotifier;
-  logger: Logger;
   /** Region used when a create request names none. */
   defaultRegion: string;
 }
@@ -54,7 +52,6 @@ export class MachineService {
   private readonly store: Store;
   private readonly hosts: HostRegistry;
   private readonly notifier: MachineNotifier;
-  private readonly logger: Logger;
   private readonly defaultRegion: string;
   private readonly mutex = new KeyedMutex();
 
@@ -62,7 +59,6 @@ export class MachineService {
     this.store = options.store;
     this.hosts = options.hosts;
     this.notifier = options.notifier;
-    this.logger = options.logger;
     this.defaultRegion = options.defaultRegion;
   }
 
@@ -444,31 +440,4 @@ export class MachineService {
     const hosts = await this.store.listHosts();
     return hosts.map((h) => ({ id: h.id, region: h.region, reachable: this.hosts.isReachable(h.id), liveMachines: 0 }));
   }
-}
-
-/** Splits a legacy `cmd` string into arguments, honouring single and double quotes. */
-export function splitCommand(cmd: string): string[] {
-  const args: string[] = [];
-  let current = '';
-  let quote: string | undefined;
-  let hasToken = false;
-  for (const ch of cmd) {
-    if (quote) {
-      if (ch === quote) quote = undefined;
-      else current += ch;
-    } else if (ch === '"' || ch === "'") {
-      quote = ch;
-      hasToken = true;
-    } else if (/\s/.test(ch)) {
-      if (hasToken) args.push(current);
-      current = '';
-      hasToken = false;
-    } else {
-      current += ch;
-      hasToken = true;
-    }
-  }
-  if (quote) throw new HangarError('invalid_argument', `cmd: unterminated ${quote} quote in ${JSON.stringify(cmd)}`);
-  if (hasToken) args.push(current);
-  return args;
 }

@@ -32,7 +32,7 @@ import { cgroupPids, monotonicUsec, oomKilledSince, processAlive, processStats }
 import type { DriverImage, DriverNetwork, ImageProvider, NetworkMachine, NetworkProvider } from './providers.js';
 import { findExecutable, resolveUser, writeMachineFiles } from './rootfs.js';
 import { findRuntime, OciRuntime } from './runtime.js';
-import { mountsUnder } from './standins.js';
+import { mountsUnder } from '../../images/overlay.js';
 
 export interface CrunDriverOptions {
   dataDir: string;

@@ -14,7 +14,7 @@ import { SIGNALS } from '../../../core/signals.js';
 import { baseSpec } from '../driver.conformance.js';
 import type { ExitInfo } from '../driver.js';
 import { CrunDriver } from './crun-driver.js';
-import { mountsUnder } from './standins.js';
+import { mountsUnder } from '../../images/overlay.js';
 import { crunUnavailable, realProviders, tempDataDir } from './testing.js';
 
 const unavailable = crunUnavailable();

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { HangarError } from '../../../core/errors.js';
 import type { DriverImage, DriverNetwork, ImageProvider, NetworkProvider } from './providers.js';
+import { mountsUnder } from '../../images/overlay.js';
 
 const run = promisify(execFile);
 
@@ -85,15 +86,6 @@ export async function mountOverlay(machineDir: string, lowerDir: string): Promis
 
 export async function unmountOverlay(machineDir: string): Promise<void> {
   for (const mount of await mountsUnder(machineDir)) await run('umount', ['-l', mount]).catch(() => {});
-}
-
-/** Mount points at or under `dir` (deepest first), from /proc/self/mountinfo. */
-export async function mountsUnder(dir: string): Promise<string[]> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  const points = info.split('\n').map((l) => l.split(' ')[4]).filter((p): p is string => !!p)
-    .map((p) => p.replace(/\\040/g, ' '))
-    .filter((p) => p === dir || p.startsWith(`${dir}/`));
-  return [...new Set(points)].sort((a, b) => b.length - a.length);
 }
 
 const BRIDGE = 'hgsb0';
@@ -183,3 +175,4 @@ async function batch(global: string[], lines: string[]): Promise<void> {
     child.stdin!.end(`${lines.join('\n')}\n`);
   });
 }
+
