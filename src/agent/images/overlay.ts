@@ -6,6 +6,7 @@
  * Layout under `machineDir`: `rootfs/` (the merged mount point), `upper/`, `work/`.
  * @module
  */
+import { accessSync, constants } from 'node:fs';
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { HangarError } from '../../core/errors.js';
@@ -16,8 +17,18 @@ export function machineRootfsPaths(machineDir: string): { merged: string; upper:
   return { merged: join(dir, 'rootfs'), upper: join(dir, 'upper'), work: join(dir, 'work') };
 }
 
-/** Mounts a fresh overlay (upper/work wiped first) and returns the merged rootfs path. Idempotent. */
-export async function mountMachineRootfs(machineDir: string, lowerDir: string): Promise<string> {
+/** A prepared (not yet mounted) machine rootfs: where it goes and the overlay's mount options. */
+export interface PreparedRootfs {
+  merged: string;
+  options: string;
+}
+
+/**
+ * Everything of `mountMachineRootfs` but the mount itself: checks the paths, unmounts a previous
+ * mount, wipes upper/work and creates the dirs. The caller mounts (`overlayMounter()` with
+ * `-t overlay overlay -o OPTIONS MERGED`), e.g. in the process that runs the container next.
+ */
+export async function prepareMachineRootfs(machineDir: string, lowerDir: string): Promise<PreparedRootfs> {
   const { merged, upper, work } = machineRootfsPaths(machineDir);
   const lower = resolve(lowerDir);
   for (const p of [lower, upper, work]) {
@@ -31,18 +42,42 @@ export async function mountMachineRootfs(machineDir: string, lowerDir: string): 
   }
   // A previous mount (crash, double start) goes first: the new one must start from a blank upper.
   await unmountMachineRootfs(machineDir, { keepUpper: true });
-  await rm(upper, { recursive: true, force: true });
-  await rm(work, { recursive: true, force: true });
-  await mkdir(upper, { recursive: true });
-  await mkdir(work, { recursive: true });
-  await mkdir(merged, { recursive: true });
-  const res = await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, merged]);
-  if (res.code !== 0) {
-    throw new HangarError('failed_precondition',
-      `cannot mount the overlay rootfs for ${machineDir}: ${res.stderr}; the agent must run as root on a kernel with overlayfs ` +
-      '(modprobe overlay), and the data dir must not itself be on overlayfs');
-  }
+  await Promise.all([rm(upper, { recursive: true, force: true }), rm(work, { recursive: true, force: true })]);
+  await Promise.all([mkdir(upper, { recursive: true }), mkdir(work, { recursive: true }), mkdir(merged, { recursive: true })]);
+  return { merged, options: `lowerdir=${lower},upperdir=${upper},workdir=${work}` };
+}
+
+/** Mounts a fresh overlay (upper/work wiped first) and returns the merged rootfs path. Idempotent. */
+export async function mountMachineRootfs(machineDir: string, lowerDir: string): Promise<string> {
+  const { merged, options } = await prepareMachineRootfs(machineDir, lowerDir);
+  const [cmd, ...pre] = overlayMounter().split(' ');
+  const res = await run(cmd!, [...pre, '-t', 'overlay', 'overlay', '-o', options, merged]);
+  if (res.code !== 0) throw overlayMountError(machineDir, res.stderr);
   return merged;
+}
+
+/** The error of a failed overlay mount, with what to check. */
+export function overlayMountError(machineDir: string, stderr: string): HangarError {
+  return new HangarError('failed_precondition',
+    `cannot mount the overlay rootfs for ${machineDir}: ${stderr}; the agent must run as root on a kernel with overlayfs ` +
+    '(modprobe overlay), and the data dir must not itself be on overlayfs');
+}
+
+/** Static busybox (`hangar host setup` installs busybox-static). */
+const BUSYBOX = '/bin/busybox';
+
+/**
+ * The mount command for overlays: busybox's applet when the host has `/bin/busybox` (static: it
+ * starts in ~1 ms less than util-linux `mount`, which loads libmount, libblkid and libselinux),
+ * else `mount`. Words separated by a space.
+ */
+export function overlayMounter(): string {
+  try {
+    accessSync(BUSYBOX, constants.X_OK);
+    return `${BUSYBOX} mount`;
+  } catch {
+    return 'mount';
+  }
 }
 
 /**
@@ -67,13 +102,19 @@ export async function unmountMachineRootfs(machineDir: string, options: { keepUp
 
 /** True when `path` is a mount point in this mount namespace. */
 export async function isMountPoint(path: string): Promise<boolean> {
+  return (await mountOptionsOf(path)) !== undefined;
+}
+
+/** The per-mount options (`ro,relatime`) of the topmost mount at `path`, or undefined when it is not a mount point. */
+export async function mountOptionsOf(path: string): Promise<string | undefined> {
   const target = resolve(path);
   const info = await readFile('/proc/self/mountinfo', 'utf8');
+  let options: string | undefined;
   for (const line of info.split('\n')) {
-    const mountPoint = line.split(' ')[4];
-    if (mountPoint && unescapeMountinfo(mountPoint) === target) return true;
+    const fields = line.split(' ');
+    if (fields[4] && unescapeMountinfo(fields[4]) === target) options = fields[5] ?? '';
   }
-  return false;
+  return options;
 }
 
 function unescapeMountinfo(s: string): string {

@@ -4,8 +4,9 @@
  * env and files. Real ImageStore + HostNetwork on a bridge of this file's own.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -14,7 +15,9 @@ import { SIGNALS } from '../../../core/signals.js';
 import { baseSpec } from '../driver.conformance.js';
 import type { ExitInfo } from '../driver.js';
 import { CrunDriver } from './crun-driver.js';
-import { mountsUnder } from '../../images/overlay.js';
+import { mountOptionsOf, mountsUnder } from '../../images/overlay.js';
+import type { ImageProvider } from './providers.js';
+import { findRuntime, OciRuntime } from './runtime.js';
 import { crunUnavailable, realProviders, tempDataDir } from './testing.js';
 
 const unavailable = crunUnavailable();
@@ -66,6 +69,7 @@ describe('crun driver on a real host', { skip: unavailable, timeout: 120_000 }, 
   after(async () => {
     const cleaner = new CrunDriver({ dataDir: join(root, 'agent'), images: providers.images, network: providers.network });
     for (const id of ids) await cleaner.destroy(id).catch(() => {});
+    await cleaner.close();
     for (const d of drivers) await d.close().catch(() => {});
     await providers.cleanup().catch(() => {});
     await rm(root, { recursive: true, force: true });
@@ -113,6 +117,50 @@ describe('crun driver on a real host', { skip: unavailable, timeout: 120_000 }, 
     await driver.start(spec.id);
     assert.notEqual((await driver.exec(spec.id, { command: ['ls', '/left-behind'], timeoutMs: 5000 })).exit_code, 0);
     await driver.destroy(spec.id);
+  });
+
+  test('the shim mounts the rootfs (no config.files); a mount that fails is the overlay error and leaves nothing mounted', async () => {
+    const prepare = providers.images.prepareRootfs.bind(providers.images);
+    const broken: ImageProvider = {
+      resolve: (image) => providers.images.resolve(image),
+      mountRootfs: (dir, lower) => providers.images.mountRootfs(dir, lower),
+      unmountRootfs: (dir) => providers.images.unmountRootfs(dir),
+      // Prepared as usual, but the lower dir the shim is told to mount does not exist.
+      prepareRootfs: async (dir, lower) => {
+        const prepared = await prepare(dir, lower);
+        return { ...prepared, options: prepared.options.replace(/lowerdir=[^,]+/, `lowerdir=${join(root, 'no-such-lower')}`) };
+      },
+    };
+    const driver = new CrunDriver({ dataDir: join(root, 'agent'), images: broken, network: providers.network });
+    drivers.push(driver);
+    const spec = withInit({ exec: ['sleep', '1000'] });
+    await driver.create(spec);
+    await assert.rejects(driver.start(spec.id), (err: Error) => /cannot mount the overlay rootfs/.test(err.message) && /overlayfs/.test(err.message));
+    assert.equal((await driver.inspect(spec.id)).state, 'exited');
+    assert.deepEqual(await mountsUnder(join(root, 'agent', 'machines', spec.id)), []);
+    assert.equal((await driver.runtime.list()).some((c) => c.id === spec.id), false);
+    await driver.destroy(spec.id);
+  });
+
+  test('the runtime runs from a read-only bind mount of its binary; pins of dead agents are swept; unpin leaves no mount', async () => {
+    const pins = join(root, 'pins');
+    // A pin left by an agent that died without closing (pid far above pid_max: never alive).
+    const stale = join(pins, '999999999-1');
+    await mkdir(stale, { recursive: true });
+    await writeFile(join(stale, 'crun'), '');
+    assert.equal(spawnSync('mount', ['--bind', '/bin/busybox', join(stale, 'crun')]).status, 0);
+    const runtime = new OciRuntime(findRuntime()!, join(root, 'pin-state'));
+    assert.equal(await runtime.pin(pins), true);
+    assert.equal(existsSync(stale), false, 'the dead agent\'s pin is gone');
+    assert.notEqual(runtime.command, runtime.bin);
+    assert.ok((await mountOptionsOf(runtime.command))?.split(',').includes('ro'));
+    await assert.rejects(writeFile(runtime.command, 'x', { flag: 'a' }), /EROFS/);
+    assert.equal(runtime.env?._LIBCONTAINER_CLONED_BINARY, '1');
+    const listed = await runtime.exec(['list']);
+    assert.equal(listed.code, 0, listed.stderr);
+    await runtime.unpin();
+    assert.equal(runtime.command, runtime.bin);
+    assert.deepEqual(await mountsUnder(pins), []);
   });
 
   test('the main process OOM-killed: exit 137, oom_killed, reported to onExit', async () => {

@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import type { Logger } from '../../../core/logger.js';
 import { ImageStore, mountMachineRootfs, normalizeImage, unmountMachineRootfs } from '../../images/image-store.js';
+import { overlayMounter, prepareMachineRootfs } from '../../images/overlay.js';
 import { HostNetwork, type HostNetworkOptions } from '../../network/host-network.js';
 import { CrunDriver, type CrunDriverOptions } from './crun-driver.js';
 import type { DriverImage, DriverNetwork, ImageProvider, NetworkProvider } from './providers.js';
@@ -21,6 +22,10 @@ export class ImageStoreProvider implements ImageProvider {
 
   mountRootfs(machineDir: string, lowerDir: string): Promise<string> {
     return mountMachineRootfs(machineDir, lowerDir);
+  }
+
+  async prepareRootfs(machineDir: string, lowerDir: string): Promise<{ merged: string; options: string; mounter: string }> {
+    return { ...(await prepareMachineRootfs(machineDir, lowerDir)), mounter: overlayMounter() };
   }
 
   unmountRootfs(machineDir: string): Promise<void> {

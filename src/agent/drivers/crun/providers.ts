@@ -21,6 +21,12 @@ export interface ImageProvider {
   resolve(image: string, options?: { signal?: AbortSignal }): Promise<DriverImage>;
   /** Mounts an overlay with a fresh upper dir at a path under `machineDir`; answers the merged path. */
   mountRootfs(machineDir: string, lowerDir: string): Promise<string>;
+  /**
+   * Optional: all of `mountRootfs` (fresh upper dir) but the mount itself, which the caller runs
+   * (`mounter -t overlay overlay -o options merged`) in the shim right before the container, saving
+   * the agent a process spawn per start. Without it the driver mounts through `mountRootfs`.
+   */
+  prepareRootfs?(machineDir: string, lowerDir: string): Promise<{ merged: string; options: string; mounter: string }>;
   /** Idempotent. */
   unmountRootfs(machineDir: string): Promise<void>;
   /** Optional: a local store behind `hangar image import|list|gc` (the real ImageStore has one). */

@@ -9,8 +9,12 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { accessSync, constants, openSync, closeSync } from 'node:fs';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { HangarError } from '../../../core/errors.js';
+import { run } from '../../images/exec.js';
+import { mountOptionsOf, mountsUnder } from '../../images/overlay.js';
+import { processAlive } from './procfs.js';
 
 export interface RuntimeContainer {
   id: string;
@@ -37,17 +41,93 @@ function isExecutable(path: string): boolean {
   }
 }
 
+/** crun and runc skip re-executing a copy of themselves when this is set and their binary is read-only. */
+const CLONED_BINARY_ENV = '_LIBCONTAINER_CLONED_BINARY';
+
+let pinCount = 0;
+
+/** Unmounts (lazily) and removes one `<pid>-<n>` dir of `pin`. */
+async function dropPin(own: string): Promise<void> {
+  for (const mount of await mountsUnder(own)) await run('umount', ['-l', mount]);
+  await rm(own, { recursive: true, force: true });
+}
+
+/** Removes the pins of agents that ended without closing their driver (crash, SIGKILL). */
+async function sweepPins(dir: string): Promise<void> {
+  for (const entry of await readdir(dir).catch(() => [] as string[])) {
+    const pid = Number(entry.split('-')[0]);
+    if (pid > 0 && pid !== process.pid && !processAlive(pid)) await dropPin(join(dir, entry));
+  }
+}
+
 export class OciRuntime {
-  constructor(readonly bin: string, readonly root: string) {}
+  /** The path to execute: `bin`, or its read-only bind mount once `pin` made one. */
+  command: string;
+  /** The environment of every runtime process (undefined: the agent's own). */
+  env: NodeJS.ProcessEnv | undefined;
+  private pinnedAt: string | undefined;
+
+  constructor(readonly bin: string, readonly root: string) {
+    this.command = bin;
+  }
 
   get name(): string {
     return this.bin.split('/').pop() ?? this.bin;
   }
 
+  /**
+   * crun and runc guard against a container overwriting the runtime binary through /proc/PID/exe
+   * (CVE-2019-5736) by re-executing themselves from a read-only copy (a private read-only bind
+   * mount) at every invocation: a second exec and dynamic link per call, ~2.5 ms of every start
+   * here. They skip that when the binary they run from is on a read-only mount and
+   * `_LIBCONTAINER_CLONED_BINARY` is set. So the agent makes that read-only bind mount once, under
+   * `dir/<pid>-<n>/`, and runs the runtime from there: the same protection (a write through
+   * /proc/PID/exe fails with EROFS), one host mount per driver instead of one per call. One per
+   * instance, so a driver that closes never pulls the binary from under another one; mounts of
+   * processes that died without closing are removed here. Answers false (and keeps the plain
+   * binary) when the mount cannot be made or is not read-only.
+   */
+  async pin(dir: string): Promise<boolean> {
+    const own = join(dir, `${process.pid}-${++pinCount}`);
+    const target = join(own, this.name);
+    try {
+      await sweepPins(dir);
+      await mkdir(own, { recursive: true });
+      await writeFile(target, '', { flag: 'a' });
+      const bind = await run('mount', ['--bind', this.bin, target]);
+      if (bind.code !== 0) {
+        await rm(own, { recursive: true, force: true });
+        return false;
+      }
+      await run('mount', ['-o', 'remount,bind,ro', target]);
+      // Only a read-only mount keeps the protection; anything else runs the plain binary.
+      if (!(await mountOptionsOf(target))?.split(',').includes('ro')) {
+        await dropPin(own);
+        return false;
+      }
+    } catch {
+      return false;
+    }
+    this.pinnedAt = own;
+    this.command = target;
+    this.env = { ...process.env, [CLONED_BINARY_ENV]: '1' };
+    return true;
+  }
+
+  /** Drops the read-only mount `pin` made (lazily: running containers keep their binary). */
+  async unpin(): Promise<void> {
+    const own = this.pinnedAt;
+    if (!own) return;
+    this.pinnedAt = undefined;
+    this.command = this.bin;
+    this.env = undefined;
+    await dropPin(own).catch(() => undefined);
+  }
+
   /** Runs `RUNTIME --root R ...args`; stdio piped (never use for `run -d`). */
   exec(args: string[], timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
     return new Promise((resolve) => {
-      execFile(this.bin, ['--root', this.root, ...args], { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      execFile(this.command, ['--root', this.root, ...args], { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, ...(this.env ? { env: this.env } : {}) }, (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
         resolve({ code, stdout, stderr });
       });
@@ -82,15 +162,21 @@ export class OciRuntime {
 
   /**
    * Starts the shim for one run. `runDir` receives `pid` (the container's init, written by the
-   * runtime) and `exit-code` (written by the shim). Answers the shim's pid. One process spawn.
+   * runtime) and `exit-code` (written by the shim). With `overlay`, the shim first mounts the
+   * machine's rootfs (`busybox mount -t overlay`, a static binary: no libmount to load) and only
+   * then runs the runtime, so the agent spends one process spawn per start instead of two; a
+   * failed mount leaves its message in `run/mount-error` and exit code 125, and the runtime never
+   * runs. Answers the shim's pid.
    */
-  launchShim(options: { id: string; bundle: string; runDir: string; stdoutFile: string; stderrFile: string }): number {
+  launchShim(options: { id: string; bundle: string; runDir: string; stdoutFile: string; stderrFile: string; overlay?: ShimOverlay }): number {
     const out = openSync(options.stdoutFile, 'a', 0o640);
     const err = openSync(options.stderrFile, 'a', 0o640);
+    const overlay = options.overlay;
     try {
       const child = spawn('/bin/sh', ['-c', SHIM_SCRIPT, `hangar-shim:${options.id}`, options.runDir,
-        this.bin, '--root', this.root, 'run', '--bundle', options.bundle, '--pid-file', join(options.runDir, 'pid'), options.id], {
-        detached: true, stdio: ['ignore', out, err], cwd: '/',
+        overlay?.mounter ?? '', overlay?.options ?? '', overlay?.merged ?? '',
+        this.command, '--root', this.root, 'run', '--bundle', options.bundle, '--pid-file', join(options.runDir, 'pid'), options.id], {
+        detached: true, stdio: ['ignore', out, err], cwd: '/', ...(this.env ? { env: this.env } : {}),
       });
       child.unref();
       if (child.pid === undefined) throw new HangarError('unknown', `could not start the shim for machine ${options.id}`);
@@ -102,12 +188,27 @@ export class OciRuntime {
   }
 }
 
+/** An overlay the shim mounts before it runs the container. */
+export interface ShimOverlay {
+  /** A `mount` that takes `-t overlay overlay -o OPTIONS TARGET` (busybox's applet, or util-linux). */
+  mounter: string;
+  /** `lowerdir=...,upperdir=...,workdir=...` */
+  options: string;
+  /** The mount point (the bundle's rootfs). */
+  merged: string;
+}
+
 /**
- * $1 = run dir, the rest = the runtime's `run` command. The exit code of `crun run` is the
+ * $1 = run dir; $2 $3 $4 = mounter, overlay options, mount point (all empty: the rootfs is already
+ * mounted); the rest = the runtime's `run` command. The exit code of `crun run` is the
  * container's (tini: the app's code, or 128+N when a signal N killed it). The file ends with a
- * newline, so a reader that sees a partial write can tell.
+ * newline, so a reader that sees a partial write can tell. `$2` is split into words on purpose:
+ * `/bin/busybox mount`.
  */
-export const SHIM_SCRIPT = `d=$1; shift
+export const SHIM_SCRIPT = `d=$1 m=$2 o=$3 t=$4; shift 4
+if [ -n "$m" ] && ! $m -t overlay overlay -o "$o" "$t" 2>"$d/mount-error"; then
+echo 125 > "$d/exit-code"; exit 125
+fi
 "$@" </dev/null
 c=$?
 echo "$c" > "$d/exit-code"
