@@ -1,12 +1,15 @@
 /**
- * Machine start latency on crun, three ways in one run, 100 stop→start cycles each of one
- * busybox-httpd machine, each timed from the start request to the first HTTP 200 from the app:
+ * Machine start latency on crun, four ways in one run, 100 stop→start cycles each of a
+ * busybox-httpd machine, each timed from the start request to the first HTTP 200 from the app,
+ * interleaved round by round (one cycle of each per round, so changing load hits all alike):
  *   1. the public API of a real `hangar up --driver crun` (own process; the agent is its child):
  *      POST /v1/apps/{app}/machines/{id}/start → 200 on the machine's private IP (6PN IPv6);
  *   2. the agent's HTTP RPC (POST /agent/v1/machines/{id}/start, agent in this process) → 200 on
  *      the private IPv4;
  *   3. the floor: a bare `crun run -d` of the agent's bundle (same rootfs overlay, netns, cgroup
- *      limits; the overlay is mounted beforehand, untimed) → 200.
+ *      limits; the overlay is mounted beforehand, untimed) → 200; twice, interleaved: `crun` as
+ *      installed (the reference of every recorded run) and crun from the agent's read-only bind
+ *      mount of its binary (`OciRuntime.pin`: no re-exec of itself), the floor the agent now has.
  * Writes bench/results/machine-start.json. Needs root, crun, tini-static, busybox-static,
  * docker-registry and skopeo. Targets (issue: runtime): public API p50 ≤ 30 ms, p99 ≤ 80 ms,
  * p50 ≤ 1.5× the bare floor.
@@ -27,6 +30,7 @@ import { baseSpec } from '../src/agent/drivers/driver.conformance.js';
 import { startCrunHangar } from './lib/crun-hangar.js';
 
 const cycles = Number(process.argv[2] ?? 100);
+const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
 
 function get(host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -59,10 +63,12 @@ function stats(samples: number[]) {
   return { n: s.length, min: r(s[0]!), p50: r(q(0.5)), p90: r(q(0.9)), p99: r(q(0.99)), max: r(s.at(-1)!), mean: r(s.reduce((a, b) => a + b, 0) / s.length) };
 }
 
-/** Phase 1: the public API of `hangar up` (API server → agent RPC → driver), timed to HTTP 200 on the private IP. */
-async function publicApiSamples(): Promise<number[]> {
+/**
+ * The public API of `hangar up` (API server → agent RPC → driver): one machine, stopped; each
+ * `cycle()` starts it, times the start request → HTTP 200 on the private IP, and stops it again.
+ */
+async function publicApiMachine(): Promise<{ cycle(): Promise<number>; close(): Promise<void> }> {
   const h = await startCrunHangar('start', { bridge: 'hgbs0', ipv4Cidr: '10.180.0.0/16', ipv6Net: 0xb50, netnsPrefix: 'hbs-', nftTable: 'hangar_hgbs0' });
-  const samples: number[] = [];
   try {
     const m = await h.api.call<{ id: string; private_ip: string }>('POST', '/v1/apps/bench/machines', { config: { image: h.image, restart: { policy: 'no' } } });
     await firstOk(m.private_ip);
@@ -72,23 +78,27 @@ async function publicApiSamples(): Promise<number[]> {
       await h.api.call('GET', `${base}/wait?state=stopped&timeout=10`);
     };
     await stop();
-    for (let i = 0; i < cycles + 3; i++) {
-      const began = performance.now();
-      await h.api.call('POST', `${base}/start`);
-      await firstOk(m.private_ip);
-      if (i >= 3) samples.push(performance.now() - began); // 3 warm-up cycles
-      await stop();
-    }
-  } finally {
+    return {
+      async cycle() {
+        const began = performance.now();
+        await h.api.call('POST', `${base}/start`);
+        await firstOk(m.private_ip);
+        const took = performance.now() - began;
+        await stop();
+        return took;
+      },
+      close: () => h.close(),
+    };
+  } catch (err) {
     await h.close();
+    throw err;
   }
-  return samples;
 }
 
 async function main(): Promise<void> {
   const unavailable = crunUnavailable();
   if (unavailable) throw new Error(`cannot run the benchmark here: ${unavailable}`);
-  const apiSamples = await publicApiSamples();
+  const api = await publicApiMachine();
   const root = await tempDataDir('hangar-bench-start-');
   const providers = await realProviders(root, { bridge: 'hgbench0', ipv4Cidr: '10.250.0.0/16', ipv6Net: 0xbe, netnsPrefix: 'hb-' });
   const dataDir = join(root, 'agent');
@@ -104,32 +114,42 @@ async function main(): Promise<void> {
     return JSON.parse(text) as unknown;
   };
   const spec = baseSpec({ config: { image: 'docker.io/library/busybox:latest', restart: { policy: 'no' } } });
+  const apiSamples: number[] = [];
   const agentSamples: number[] = [];
   const bareSamples: number[] = [];
-  let ipv4 = '';
+  const barePinnedSamples: number[] = [];
   try {
     await call('POST', '/agent/v1/machines', { spec, start: false });
-    ipv4 = (JSON.parse(await readFile(join(dataDir, 'machines', spec.id, 'machine.json'), 'utf8')) as { network: { ipv4: string } }).network.ipv4;
-    for (let i = 0; i < cycles + 3; i++) {
+    const ipv4 = (JSON.parse(await readFile(join(dataDir, 'machines', spec.id, 'machine.json'), 'utf8')) as { network: { ipv4: string } }).network.ipv4;
+    const agentCycle = async () => {
       const began = performance.now();
       await call('POST', `/agent/v1/machines/${spec.id}/start`);
       await firstOk(ipv4);
-      if (i >= 3) agentSamples.push(performance.now() - began); // 3 warm-up cycles
+      const took = performance.now() - began;
       await call('POST', `/agent/v1/machines/${spec.id}/stop`, { signal: 15, timeout_ms: 2000 });
-    }
+      return took;
+    };
+    await agentCycle(); // the driver pins its runtime binary at its first start
 
-    // The floor: the same bundle run by crun directly (overlay mounted beforehand, not timed).
+    // The floor: the same bundle run by crun directly (overlay mounted beforehand, not timed), in
+    // two ways: plain `crun` as installed (the reference of every earlier run), and crun run the
+    // way the agent runs it since it pins the binary: from a read-only bind mount with
+    // _LIBCONTAINER_CLONED_BINARY=1, which skips crun's re-exec of itself.
     const machineDir = join(dataDir, 'machines', spec.id);
     const bundle = join(machineDir, 'bundle');
     const bareId = `bare-${spec.id}`;
-    const bin = driver.runtime.bin;
     const crunRoot = driver.runtime.root;
-    for (let i = 0; i < cycles + 3; i++) {
-      await mountMachineRootfs(machineDir, (await providers.images.resolve(spec.config.image)).rootfsDir);
+    const lower = (await providers.images.resolve(spec.config.image)).rootfsDir;
+    const pinned = { command: driver.runtime.command, env: driver.runtime.env };
+    if (pinned.command === driver.runtime.bin) throw new Error('the driver did not pin its runtime binary; the pinned floor cannot be measured');
+    const bareCycle = async (asPinned: boolean) => {
+      await mountMachineRootfs(machineDir, lower);
       const began = performance.now();
-      const child = spawn(bin, ['--root', crunRoot, 'run', '-d', '--bundle', bundle, bareId], { stdio: 'ignore' });
+      const child = asPinned
+        ? spawn(pinned.command, ['--root', crunRoot, 'run', '-d', '--bundle', bundle, bareId], { stdio: 'ignore', env: pinned.env })
+        : spawn(driver.runtime.bin, ['--root', crunRoot, 'run', '-d', '--bundle', bundle, bareId], { stdio: 'ignore' });
       await firstOk(ipv4);
-      if (i >= 3) bareSamples.push(performance.now() - began);
+      const took = performance.now() - began;
       await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
       await driver.runtime.exec(['kill', bareId, 'KILL']);
       for (let j = 0; j < 200; j++) {
@@ -139,25 +159,45 @@ async function main(): Promise<void> {
       }
       await driver.runtime.exec(['delete', '--force', bareId]);
       await unmountMachineRootfs(machineDir);
+      return took;
+    };
+
+    // Round-robin, one cycle of each per round, so the load other work puts on the VM at any moment
+    // hits all four alike and the ratios compare like with like (earlier runs measured the paths one
+    // after the other). 3 warm-up rounds.
+    for (let i = 0; i < cycles + 3; i++) {
+      const round = [await api.cycle(), await agentCycle(), await bareCycle(false), await bareCycle(true)];
+      if (i < 3) continue;
+      apiSamples.push(round[0]!);
+      agentSamples.push(round[1]!);
+      bareSamples.push(round[2]!);
+      barePinnedSamples.push(round[3]!);
     }
   } finally {
     await call('DELETE', `/agent/v1/machines/${spec.id}?force=true`).catch(() => {});
     await agent.close();
     await providers.cleanup().catch(() => {});
     await rm(root, { recursive: true, force: true });
+    await api.close();
   }
   const result = {
     benchmark: 'machine-start',
     date: new Date().toISOString(),
     host: { node: process.version, runtime: driver.runtime.name },
     cycles,
-    what: 'start of a stopped machine → first HTTP 200 from busybox httpd on its private IP: through the public API of `hangar up --driver crun` (private 6PN IPv6), through the agent HTTP RPC (private IPv4), and the floor: bare `crun run -d` of the same bundle → first HTTP 200',
+    what: 'start of a stopped machine → first HTTP 200 from busybox httpd on its private IP: through the public API of `hangar up --driver crun` (private 6PN IPv6), through the agent HTTP RPC (private IPv4), and the floor: bare `crun run -d` of the same bundle → first HTTP 200, as installed and from the agent\'s read-only bind mount of crun (no self re-exec), interleaved',
     api_start_to_http_200_ms: stats(apiSamples),
     agent_start_to_http_200_ms: stats(agentSamples),
     bare_crun_run_to_http_200_ms: stats(bareSamples),
+    bare_pinned_crun_run_to_http_200_ms: stats(barePinnedSamples),
     ratios_p50: {
-      api_vs_bare: Math.round((stats(apiSamples).p50 / stats(bareSamples).p50) * 100) / 100,
-      agent_vs_bare: Math.round((stats(agentSamples).p50 / stats(bareSamples).p50) * 100) / 100,
+      api_vs_bare: ratio(stats(apiSamples).p50, stats(bareSamples).p50),
+      agent_vs_bare: ratio(stats(agentSamples).p50, stats(bareSamples).p50),
+      api_vs_bare_pinned: ratio(stats(apiSamples).p50, stats(barePinnedSamples).p50),
+    },
+    ratios_p99: {
+      api_vs_bare: ratio(stats(apiSamples).p99, stats(bareSamples).p99),
+      api_vs_bare_pinned: ratio(stats(apiSamples).p99, stats(barePinnedSamples).p99),
     },
     targets: { api_p50_ms: 30, api_p99_ms: 80, api_vs_bare_p50: 1.5 },
   };
