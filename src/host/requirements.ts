@@ -70,7 +70,7 @@ export const HOST_PACKAGES: readonly { pkg: string; binary: string; why: string 
   { pkg: 'skopeo', binary: 'skopeo', why: 'copies images between registries, archives and layouts' },
   { pkg: 'umoci', binary: 'umoci', why: 'unpacks OCI images into root filesystems' },
   { pkg: 'docker-registry', binary: 'docker-registry', why: 'a local OCI registry (tests and private images)' },
-  { pkg: 'busybox-static', binary: '/bin/busybox', why: 'static busybox for test images and in-machine helpers' },
+  { pkg: 'busybox-static', binary: '/bin/busybox', why: 'static busybox for test images, in-machine helpers and the overlay mount in each machine start' },
   { pkg: 'nftables', binary: 'nft', why: 'published ports (DNAT) and isolation between organizations' },
   { pkg: 'iproute2', binary: 'ip', why: 'the bridge, veth pairs and per-machine network namespaces' },
   { pkg: 'tini', binary: 'tini-static', why: 'a tiny init for machines: reaps zombies, forwards signals' },

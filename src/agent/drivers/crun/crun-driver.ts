@@ -5,7 +5,8 @@
  * Per machine, under `<dataDir>/machines/<id>/`:
  *   machine.json   spec, resolved image and network (what recovery needs)
  *   bundle/config.json   OCI runtime config, rewritten at every start
- *   rootfs/        overlay (fresh upper per start; mounted by the image provider)
+ *   rootfs/        overlay (fresh upper per start; mounted by the shim, or by the image provider
+ *                  when config.files must be written first)
  *   etc/           hosts, resolv.conf, hostname (bind-mounted read-only)
  *   run/           pid (container init, host pid; written by the runtime), exit-code (by the shim),
  *                  run.json (start times)
