@@ -615,6 +615,11 @@ export class CrunDriver implements Driver {
     this.machines.delete(id);
   }
 
+  /** Whether the machine's workload runs now (not stopped, not suspended): who `.internal` names. */
+  isServing(id: string): boolean {
+    return this.machines.get(id)?.status === 'running';
+  }
+
   onExit(listener: (id: string, exit: ExitInfo) => void): void {
     this.listener = listener;
   }
