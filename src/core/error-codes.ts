@@ -16,7 +16,7 @@ export const ERROR_CODES = {
   permission_denied: { http: 403, summary: 'The token is valid but may not act on this organization or app.' },
   not_found: { http: 404, summary: 'The app, machine, lease, metadata key or route does not exist.' },
   method_not_allowed: { http: 405, summary: 'The path exists but not with this HTTP method.' },
-  timeout: { http: 408, summary: 'A wait ended before the machine reached the requested state.' },
+  timeout: { http: 408, summary: 'A wait ended before the machine reached the requested state, or an exec command outlived its timeout and was killed.' },
   lease_conflict: { http: 409, summary: 'The machine is leased and the request did not carry the lease nonce.' },
   version_conflict: { http: 409, summary: '`current_version` did not match the machine version; nothing changed.' },
   failed_precondition: { http: 412, summary: 'The machine is in a state that does not allow this operation, or `machine_version` is stale.' },

@@ -139,6 +139,16 @@ describe('machines on crun through the API', { skip: unavailable, timeout: 240_0
     const fetched = await get(APP, b.id, a.private_ip);
     assert.ok(fetched.stdout.endsWith('hello from hangar v1\n'), JSON.stringify(fetched));
 
+    // Names follow start/stop: a stopped machine drops out of the answers and comes back on start.
+    await client().machines.stop(APP, a.id);
+    await client().machines.wait(APP, a.id, { state: 'stopped', timeout: 10 });
+    const withoutA = await look(b.id, `${APP}.internal`);
+    assert.ok(!withoutA.stdout.includes(short(a.private_ip)) && withoutA.stdout.includes(short(b.private_ip)), withoutA.stdout);
+    assert.notEqual((await look(b.id, `${a.id}.vm.${APP}.internal`)).exit_code, 0, 'a stopped machine does not resolve');
+    await client().machines.start(APP, a.id);
+    await client().machines.wait(APP, a.id, { state: 'started', timeout: 10 });
+    assert.ok((await look(b.id, `${a.id}.vm.${APP}.internal`)).stdout.includes(short(a.private_ip)), 'resolves again once started');
+
     await c.cluster.store.createOrg('other', 'Other');
     await client().apps.create({ name: 'intruder', org_slug: 'other' });
     const x = await client().machines.create('intruder', { config: { image: c.images.httpd, init: { exec: ['sleep', '1000'] } }, region: 'lcl' } as never);

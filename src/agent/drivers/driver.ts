@@ -7,6 +7,7 @@
  */
 import type { AgentMachineSpec, DriverCapabilities } from '../../api-types/agent.js';
 import type { ExecResponse, ProcessStat } from '../../api-types/machine.js';
+import { HangarError } from '../../core/errors.js';
 
 export type { DriverCapabilities };
 
@@ -38,6 +39,26 @@ export interface ExecOptions {
   command: string[];
   stdin?: string;
   timeoutMs: number;
+}
+
+/** How much of the killed command's output an exec timeout error quotes. */
+const EXEC_TIMEOUT_OUTPUT_TAIL = 300;
+
+/**
+ * What every driver throws when an exec outlives its timeout: the command was killed, and the
+ * caller gets an error (Fly answers `deadline_exceeded`), not an exit code a command could also
+ * return by itself. The message keeps the tail of the output so nothing the command said is lost.
+ */
+export function execTimeoutError(command: string[], timeoutMs: number, output: { stdout: string; stderr: string }): HangarError {
+  const said = (output.stdout + output.stderr).trimEnd();
+  const tail = said.length > EXEC_TIMEOUT_OUTPUT_TAIL ? `...${said.slice(-EXEC_TIMEOUT_OUTPUT_TAIL)}` : said;
+  const seconds = timeoutMs % 1000 === 0 ? `${timeoutMs / 1000}s` : `${timeoutMs}ms`;
+  return new HangarError(
+    'timeout',
+    `exec: ${JSON.stringify(command)} did not finish within ${seconds} and was killed` +
+      (tail ? `; its output so far: ${JSON.stringify(tail)}` : '; it printed nothing') +
+      '. Pass a longer timeout (up to 3600 seconds) or start long jobs in the background',
+  );
 }
 
 /** One line of a machine's output, as `GET /agent/v1/machines/{id}/logs` answers it (NDJSON). */

@@ -1,7 +1,9 @@
 /**
  * The `.internal` resolver machines use (Fly's private DNS, scoped to the querying machine's
- * organization). A registry of started machines, a pure `resolve()` and a UDP+TCP server bound to
- * the bridge gateway addresses on port 53.
+ * organization). A registry of attached machines, a pure `resolve()` and a UDP+TCP server bound to
+ * the bridge gateway addresses on port 53. Names answer only for machines that are started (the
+ * `isServing` filter the driver installs): a stopped or suspended machine keeps its record and
+ * address but drops out of every answer until it starts again, as on Fly.
  *
  * Names (case-insensitive; answers only from the querier's org, so another org's names are NXDOMAIN):
  * - `<app>.internal`, `global.<app>.internal`: AAAA (A for the IPv4 service address) of every machine
@@ -43,12 +45,18 @@ export class InternalDns {
   private readonly sockets: Socket[] = [];
   private readonly tcpServers: Server[] = [];
   private readonly connections = new Set<import('node:net').Socket>();
+  private isServing: (machineId: string) => boolean = () => true;
 
   /** `orgOf` maps a source address to the org of the machine that owns it (attached machines). */
   constructor(private readonly options: { logger: Logger; orgOf?: (address: string) => number | undefined }) {}
 
   register(record: DnsRecord): void {
     this.records.set(record.machineId, { ...record, appName: record.appName.toLowerCase(), region: record.region.toLowerCase() });
+  }
+
+  /** Which registered machines answer: the driver's view of which are started right now. */
+  setServingFilter(isServing: (machineId: string) => boolean): void {
+    this.isServing = isServing;
   }
 
   unregister(machineId: string): void {
@@ -72,7 +80,7 @@ export class InternalDns {
     const lower = name.toLowerCase().replace(/\.$/, '');
     if (!lower.endsWith('.internal')) return { rcode: RCODE.NXDOMAIN, answers: [] };
     const labels = lower.slice(0, -'.internal'.length).split('.');
-    const org = [...this.records.values()].filter((r) => r.orgId === orgId).sort((a, b) => a.machineId.localeCompare(b.machineId));
+    const org = [...this.records.values()].filter((r) => r.orgId === orgId && this.isServing(r.machineId)).sort((a, b) => a.machineId.localeCompare(b.machineId));
     const txt = (text: string): Resolution => ({ rcode: RCODE.NOERROR, answers: type === TYPE.TXT || type === TYPE.ANY ? [{ type: TYPE.TXT, ttl: DNS_TTL, text }] : [] });
     const uniq = (values: string[]) => [...new Set(values)].sort();
 

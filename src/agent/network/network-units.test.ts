@@ -100,6 +100,26 @@ test('the resolver answers Fly-style .internal names within one org only', () =>
   assert.equal(r(1, 'm1.vm.web.internal', TYPE.AAAA).rcode, RCODE.NXDOMAIN);
 });
 
+test('a machine that is not started drops out of every .internal answer until it starts again', () => {
+  const dns = new InternalDns({ logger: silentLogger });
+  dns.register({ machineId: 'm1', appName: 'web', orgId: 1, region: 'ams', ipv6: 'fdaa:0:1:a7b::2:2' });
+  dns.register({ machineId: 'm2', appName: 'web', orgId: 1, region: 'cdg', ipv6: 'fdaa:0:1:a7b::3:2' });
+  const started = new Set(['m1']);
+  dns.setServingFilter((id) => started.has(id));
+  const r = (name: string, type: number = TYPE.AAAA) => dns.resolve(1, name, type);
+  assert.deepEqual(r('web.internal').answers.map((a) => 'address' in a && a.address), ['fdaa:0:1:a7b::2:2']);
+  assert.equal(r('m2.vm.web.internal').rcode, RCODE.NXDOMAIN);
+  assert.equal(r('cdg.web.internal').rcode, RCODE.NXDOMAIN);
+  assert.deepEqual(r('vms.web.internal', TYPE.TXT).answers, [{ type: TYPE.TXT, ttl: 5, text: 'm1 ams' }]);
+  started.delete('m1');
+  assert.equal(r('web.internal').rcode, RCODE.NXDOMAIN, 'an app with no started machine has no name');
+  assert.equal(r('_apps.internal', TYPE.TXT).rcode, RCODE.NXDOMAIN);
+  started.add('m2');
+  assert.equal(r('m2.vm.web.internal').answers.length, 1, 'answers again once started');
+  // A stopped machine's own queries still count as its org's (it may be about to start).
+  assert.equal(decodeResponse(dns.answer(encodeQuery(9, 'web.internal', TYPE.AAAA), 'fdaa:0:1:a7b::2:2', 'udp')!).answers.length, 1);
+});
+
 test('nft scripts scope every rule to our table, ports and bridge', () => {
   const ctx = { table: 'hangar', bridge: 'hangar0', ipv4Cidr: '172.30.0.0/16', gateway4: '172.30.0.1', gateway6: 'fdaa:0::1', network6: 'fdaa:0::/32', allowEgress: false };
   const script = bridgeTableScript(ctx, [{ vethName: 'hv1', orgId: 3, ipv4: '172.30.0.2', ipv6: 'fdaa:0:3:a7b::2:2' }]) + inetTableScript(ctx);

@@ -26,7 +26,7 @@ import type { ExecResponse, ProcessStat } from '../../../api-types/machine.js';
 import { HangarError } from '../../../core/errors.js';
 import { silentLogger, type Logger } from '../../../core/logger.js';
 import { SIGNALS } from '../../../core/signals.js';
-import type { Driver, DriverCapabilities, DriverStatus, ExecOptions, ExitInfo, ImageGcOptions, StopOptions, StoredImage } from '../driver.js';
+import { type Driver, type DriverCapabilities, type DriverStatus, type ExecOptions, type ExitInfo, type ImageGcOptions, type StopOptions, type StoredImage, execTimeoutError } from '../driver.js';
 import { type LogLine, readLogFiles, type ReadLogsOptions, rotateIfNeeded } from './logs.js';
 import { buildOciSpec, hostsFile, machineArgv, resolvConf } from './oci-spec.js';
 import { cgroupPids, monotonicUsec, oomKilledSince, processAlive, processStats } from './procfs.js';
@@ -543,7 +543,7 @@ export class CrunDriver implements Driver {
       });
       const stdout = Buffer.concat(out).toString('utf8');
       let stderr = Buffer.concat(err).toString('utf8');
-      if (timedOut) return { stdout, stderr, exit_code: 124, exit_signal: SIGNALS.SIGKILL };
+      if (timedOut) throw execTimeoutError(options.command, options.timeoutMs, { stdout, stderr });
       let exitCode = code ?? 128 + (signal ? (SIGNALS as Record<string, number>)[signal] ?? 0 : 0);
       // crun answers 255 when the command cannot be executed; shells answer 127 (not found) / 126.
       if (exitCode === 255 && /executable file .* not found|No such file or directory/.test(stderr)) {
@@ -637,6 +637,11 @@ export class CrunDriver implements Driver {
     await this.options.network.detach(id);
     await rm(dir, { recursive: true, force: true });
     this.machines.delete(id);
+  }
+
+  /** Whether the machine's workload runs now (not stopped, not suspended): who `.internal` names. */
+  isServing(id: string): boolean {
+    return this.machines.get(id)?.status === 'running';
   }
 
   onExit(listener: (id: string, exit: ExitInfo) => void): void {

@@ -113,9 +113,11 @@ export interface CrunFactoryOptions {
 export function createCrunDriver(options: CrunFactoryOptions): CrunDriver {
   const images = new ImageStoreProvider(new ImageStore({ dir: join(options.dataDir, 'images'), logger: options.logger }));
   const network = new HostNetworkProvider(new HostNetwork({ logger: options.logger, stateDir: join(options.dataDir, 'network'), ...options.network }));
-  return new CrunDriver({
+  const driver = new CrunDriver({
     dataDir: options.dataDir, logger: options.logger, images, network,
     ...(options.runtime ? { runtime: options.runtime } : {}),
     ...options.driver,
   });
+  network.network.dns.setServingFilter((machineId) => driver.isServing(machineId));
+  return driver;
 }

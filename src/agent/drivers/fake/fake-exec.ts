@@ -6,13 +6,13 @@
  * - `sh -c "a; b && c || d"` (also `bash`, `/bin/sh`) runs a script of those commands with
  *   `;`, `&&` and `||`, single and double quotes and backslash escapes.
  * - An unknown command answers exit code 127 and stderr `<cmd>: not found`.
- * - Timeout: when the run outlives `timeoutMs` it stops and answers exit code **124** (what
- *   coreutils `timeout` uses) with stderr `exec timed out after <ms>ms`. We chose an exit code over
- *   an error because the command did run; the caller gets whatever output it produced so far.
+ * - Timeout: when the run outlives `timeoutMs` it stops and throws `execTimeoutError` (HTTP 408
+ *   `timeout`, as every driver does), quoting the output produced so far.
  * - If the machine stops while a command runs, the command ends with exit 137 / signal 9.
  * @module
  */
 import type { ExecResponse } from '../../../api-types/machine.js';
+import { execTimeoutError } from '../driver.js';
 
 export interface FakeExecContext {
   stdin: string;
@@ -79,6 +79,7 @@ class ExitScript {
 class Interrupted {
   constructor(readonly result: ExecResponse) {}
 }
+class TimedOut {}
 
 export async function runFakeExec(command: string[], ctx: FakeExecContext): Promise<ExecResponse> {
   const out: Output = { stdout: '', stderr: '' };
@@ -89,6 +90,7 @@ export async function runFakeExec(command: string[], ctx: FakeExecContext): Prom
   } catch (err) {
     if (err instanceof ExitScript) return { ...out, exit_code: err.code, exit_signal: 0 };
     if (err instanceof Interrupted) return { stdout: out.stdout, stderr: out.stderr + err.result.stderr, exit_code: err.result.exit_code, exit_signal: err.result.exit_signal };
+    if (err instanceof TimedOut) throw execTimeoutError(command, ctx.timeoutMs, out);
     throw err;
   }
 }
@@ -156,7 +158,7 @@ async function runCommand(argv: string[], ctx: FakeExecContext, out: Output, dea
       const wanted = Date.now() + seconds * 1000;
       await sleepUntil(Math.min(wanted, deadline), ctx);
       if (wanted > deadline) {
-        throw new Interrupted({ stdout: '', stderr: `exec timed out after ${ctx.timeoutMs}ms\n`, exit_code: 124, exit_signal: 0 });
+        throw new TimedOut();
       }
       return 0;
     }

@@ -21,6 +21,16 @@ describe('hangar machine exec', () => {
     assert.deepEqual(api.requests[0]!.body, { command: ['ls', '-la', '/'] });
   });
 
+  it('a command killed at its timeout is an error with the hint, exit code 1', async () => {
+    const message = 'exec: ["sleep","300"] did not finish within 1s and was killed; it printed nothing. Pass a longer timeout (up to 3600 seconds) or start long jobs in the background';
+    const api = await startFakeApi({ [`POST ${BASE}/exec`]: { status: 408, body: { error: message, status: 'timeout' } } });
+    after(() => api.close());
+    const t = await runHangar(`machine exec ${MACHINE_ID} -a web --timeout 1 -- sleep 300`, { api });
+    assert.equal(t.code, 1);
+    assert.match(t.stderr, /did not finish within 1s and was killed/);
+    assert.match(t.stderr, /--timeout SECONDS/);
+  });
+
   it('requires a command', async () => {
     const t = await runHangar(`machine exec ${MACHINE_ID} -a web`);
     assert.equal(t.stderr, "Error: missing COMMAND: usage `hangar machine exec ID 'command'`\n");

@@ -16,7 +16,10 @@ export const machineExec = createCommand({
   flags: {
     timeout: { type: 'string', description: 'Seconds to wait for the command', valueName: 'SECONDS' },
   },
-  hints: { failed_precondition: 'Commands run only in a started machine; start it with `hangar machine start ID -a APP`' },
+  hints: {
+    failed_precondition: 'Commands run only in a started machine; start it with `hangar machine start ID -a APP`',
+    timeout: 'Pass a longer --timeout SECONDS (up to 3600), or start long jobs in the background',
+  },
   async handler({ args, flags, rest, global, out, io, client, requireApp }) {
     const app = requireApp();
     const words = [...args.command, ...rest];
