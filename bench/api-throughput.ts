@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HangarClient } from '../src/client/client.js';
 import { repoRoot } from '../src/testkit/paths.js';
-import { SERVER_V8_FLAGS } from '../src/up/up.js';
+import { SERVER_V8_FLAGS, serverProcessEnv } from '../src/up/up.js';
 import { freeLoopbackPort as freePort } from '../src/testkit/registry.js';
 
 const MACHINES = Number(process.env.BENCH_MACHINES ?? 1000);
@@ -62,10 +62,10 @@ async function startHangar(dir: string): Promise<{ child: ChildProcess; url: str
   const dataDir = join(dir, 'data');
   const child = spawn(
     process.execPath,
-    // As `bin/hangar up` runs it (same V8 flags); the proxy is left out, this measures the API.
+    // As `bin/hangar up` runs it (same V8 flags and malloc settings); the proxy is left out, this measures the API.
     [...SERVER_V8_FLAGS, join(repoRoot(), 'dist/src/main.js'), 'up', '--driver', 'fake', '--no-proxy', '--data-dir', dataDir,
       '--api-listen', `127.0.0.1:${apiPort}`, '--agent-listen', `127.0.0.1:${agentPort}`],
-    { env: { ...process.env, HANGAR_CONFIG_DIR: join(dir, 'cli') }, stdio: ['ignore', 'pipe', 'ignore'] },
+    { env: { ...serverProcessEnv(process.env), HANGAR_CONFIG_DIR: join(dir, 'cli') }, stdio: ['ignore', 'pipe', 'ignore'] },
   );
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('hangar up did not come up within 60 s')), 60_000);

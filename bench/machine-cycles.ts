@@ -18,6 +18,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { crunUnavailable } from '../src/agent/drivers/crun/testing.js';
 import { firstOk, hostCounts, procMem, shimProcesses, startCrunHangar, stats, writeResult } from './lib/crun-hangar.js';
+import { SERVER_MALLOC_ENV, SERVER_V8_FLAGS, serverProcessEnv } from '../src/up/server-process.js';
 
 const CYCLES = Number(process.env.BENCH_CYCLES ?? 10_000);
 const MAX_SECONDS = Number(process.env.BENCH_MAX_SECONDS ?? 1_800);
@@ -141,6 +142,11 @@ async function main(): Promise<void> {
     benchmark: 'machine-cycles',
     date: new Date().toISOString(),
     host: { node: process.version },
+    // What the server processes ran with (runs before these settings recorded V8 flags in the docs only).
+    launch: {
+      v8_flags: SERVER_V8_FLAGS,
+      malloc_env: Object.fromEntries(Object.keys(SERVER_MALLOC_ENV).map((k) => [k, serverProcessEnv(process.env)[k]])),
+    },
     what: 'start/stop cycles of one machine through the public API of `hangar up --driver crun`; resources sampled while the machine is stopped',
     cycles_requested: CYCLES,
     cycles_done: done,

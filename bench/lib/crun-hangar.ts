@@ -19,7 +19,7 @@ import { HostNetwork } from '../../src/agent/network/host-network.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { buildBusyboxImage } from '../../src/testkit/images.js';
 import { repoRoot } from '../../src/testkit/paths.js';
-import { SERVER_V8_FLAGS } from '../../src/up/up.js';
+import { SERVER_V8_FLAGS, serverProcessEnv } from '../../src/up/up.js';
 import { freeLoopbackPort, startRegistry, type TestRegistry } from '../../src/testkit/registry.js';
 
 export interface BenchNetwork {
@@ -149,10 +149,10 @@ export async function startCrunHangar(name: string, network: BenchNetwork, app =
     await registry.push(layout, 'bench:1');
     const apiPort = await freeLoopbackPort();
     const agentPort = await freeLoopbackPort();
-    const env: NodeJS.ProcessEnv = { ...process.env, HANGAR_CONFIG_DIR: join(dir, 'cli'), HANGAR_AGENT_NETWORK: JSON.stringify(network) };
+    const env: NodeJS.ProcessEnv = { ...serverProcessEnv(process.env), HANGAR_CONFIG_DIR: join(dir, 'cli'), HANGAR_AGENT_NETWORK: JSON.stringify(network) };
     delete env.HANGAR_API_URL;
     delete env.HANGAR_API_TOKEN;
-    // The V8 flags `bin/hangar` gives the server processes (`hangar up` passes them on to the agent).
+    // The V8 flags and malloc settings `bin/hangar` gives the server processes (`hangar up` passes them on to the agent).
     up = spawn(process.execPath, [...SERVER_V8_FLAGS, join(repoRoot(), 'dist/src/main.js'), 'up', '--driver', 'crun', '--no-proxy', '--data-dir', dataDir,
       '--api-listen', `127.0.0.1:${apiPort}`, '--agent-listen', `127.0.0.1:${agentPort}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';

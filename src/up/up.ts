@@ -19,6 +19,7 @@ import { createLogger } from '../core/logger.js';
 import { bootstrap } from '../server/bootstrap.js';
 import { createApiServer } from '../server/create-server.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import { SERVER_V8_FLAGS, serverProcessEnv } from './server-process.js';
 import {
   DEFAULT_AGENT_LISTEN, DEFAULT_API_LISTEN, DEFAULT_REGION, defaultDataDir, parseListen, parseRegion, parseRoleArgs, UsageError,
 } from './role-options.js';
@@ -146,14 +147,8 @@ async function defaultDriver(): Promise<string> {
   );
 }
 
-/**
- * V8 flags of the long-running server processes (the agent here; `bin/hangar` passes the same to
- * `hangar up`/`api` itself). V8 grows the young generation to 2 × 16 MB under a steady request
- * load and keeps it; the servers' short-lived garbage needs less, so it is capped at 2 × 8 MB.
- * 2 × 4 MB saved a few more MB over 10,000 start/stop cycles but halved the API's GET throughput
- * (5.3k vs 10.6k req/s, p99 42 vs 10 ms, bench/api-throughput.ts back to back); 8 MB keeps 9.1k.
- */
-export const SERVER_V8_FLAGS = ['--max-semi-space-size=8'];
+/** The benches launch `hangar up` as `bin/hangar` does, from the same constants. */
+export { SERVER_MALLOC_ENV, SERVER_V8_FLAGS, serverProcessEnv } from './server-process.js';
 
 /** Runs the agent as a child process, restarting it (with backoff) if it dies on its own. */
 function superviseAgent(args: string[]): { stop(): Promise<void>; kill(): void } {
@@ -162,7 +157,11 @@ function superviseAgent(args: string[]): { stop(): Promise<void>; kill(): void }
   let restarts = 0;
   const launch = () => {
     const startedAt = Date.now();
-    child = spawn(process.execPath, ['--enable-source-maps', ...SERVER_V8_FLAGS, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+    // The agent gets the same V8 flags and malloc settings as this process had from `bin/hangar`,
+    // also when `hangar up` itself was started some other way.
+    child = spawn(process.execPath, ['--enable-source-maps', ...SERVER_V8_FLAGS, ...args], {
+      stdio: ['ignore', 'inherit', 'inherit'], env: serverProcessEnv(process.env),
+    });
     child.on('exit', (code, signal) => {
       if (stopping) return;
       restarts = Date.now() - startedAt > 30_000 ? 0 : restarts + 1;
