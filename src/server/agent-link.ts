@@ -169,9 +169,10 @@ export class AgentLink {
 
   /**
    * Sends one request; the timer (cleared as soon as the answer is read) destroys it after
-   * `timeoutMs`. A request on a pooled connection that the agent closed as idle just before it
-   * went out fails with ECONNRESET before the agent read it (the agent closes only idle
-   * connections), so that case alone is sent once more on a fresh connection.
+   * `timeoutMs`. The pool drops an idle connection a second before the agent's announced
+   * keep-alive timeout; should the agent still close one just as a request goes out on it, that
+   * request fails with ECONNRESET before the agent read it (it closes only idle connections), so
+   * that case alone is sent once more on a fresh connection.
    */
   private send(method: string, path: string, payload: string | undefined, timeoutMs: number, retried = false): Promise<{ status: number; text: string }> {
     return new Promise((resolve, reject) => {
@@ -185,6 +186,10 @@ export class AgentLink {
         const chunks: Buffer[] = [];
         res.on('data', (d: Buffer) => chunks.push(d));
         res.on('error', fail);
+        // A connection lost mid-answer: no 'end' follows.
+        res.on('close', () => {
+          if (!res.complete) fail(new Error('the connection closed before the whole answer arrived'));
+        });
         res.on('end', () => {
           clearTimeout(timer);
           resolve({ status: res.statusCode ?? 500, text: Buffer.concat(chunks).toString('utf8') });
