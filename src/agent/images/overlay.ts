@@ -36,14 +36,14 @@ export async function prepareMachineRootfs(machineDir: string, lowerDir: string)
       throw new HangarError('invalid_argument', `overlay path ${p} contains a comma, colon or backslash, which mount options cannot carry; use a plain path for the data dir`);
     }
   }
-  const st = await stat(lower).catch(() => undefined);
+  // The check of the image and the removal of a previous mount (crash, double start: the new one
+  // must start from a blank upper) are independent; this runs on every start, so they overlap.
+  const [st] = await Promise.all([stat(lower).catch(() => undefined), unmountMachineRootfs(machineDir, { keepUpper: true })]);
   if (!st?.isDirectory()) {
     throw new HangarError('failed_precondition', `image rootfs ${lower} does not exist; resolve the image again before starting the machine`);
   }
-  // A previous mount (crash, double start) goes first: the new one must start from a blank upper.
-  await unmountMachineRootfs(machineDir, { keepUpper: true });
-  await Promise.all([rm(upper, { recursive: true, force: true }), rm(work, { recursive: true, force: true })]);
-  await Promise.all([mkdir(upper, { recursive: true }), mkdir(work, { recursive: true }), mkdir(merged, { recursive: true })]);
+  const fresh = (dir: string) => rm(dir, { recursive: true, force: true }).then(() => mkdir(dir, { recursive: true }));
+  await Promise.all([fresh(upper), fresh(work), mkdir(merged, { recursive: true })]);
   return { merged, options: `lowerdir=${lower},upperdir=${upper},workdir=${work}` };
 }
 

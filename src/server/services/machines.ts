@@ -165,15 +165,15 @@ export class MachineService {
   async start(app: AppRecord, id: string, nonce: string | undefined): Promise<{ previous_state: string; migrated: boolean; new_host: string }> {
     return this.operate(app, id, nonce, 'start', async (machine, link) => {
       const previous = machine.state;
-      await this.applyResult(await link.start(id));
+      await this.applyResult(await link.start(id), machine);
       return { previous_state: previous, migrated: false, new_host: '' };
     });
   }
 
   async stop(app: AppRecord, id: string, nonce: string | undefined, params: StopParams): Promise<{ ok: true }> {
     const { signal, timeoutMs } = this.stopParams(params);
-    return this.operate(app, id, nonce, 'stop', async (_machine, link) => {
-      await this.applyResult(await link.stop(id, signal, timeoutMs));
+    return this.operate(app, id, nonce, 'stop', async (machine, link) => {
+      await this.applyResult(await link.stop(id, signal, timeoutMs), machine);
       return { ok: true as const };
     });
   }
@@ -397,25 +397,41 @@ export class MachineService {
 
   // --- agent changes --------------------------------------------------------------------------
 
-  private async applyResult(result: AgentOpResult): Promise<void> {
-    for (const event of result.events) await this.applyAgentEvent(event);
+  /**
+   * Applies an operation's changes in order. `inHand`: the record the operation loaded under the
+   * machine's mutex; what the changes read from it (version, config, image) changes only under that
+   * mutex (the event stream touches runtime fields alone), so it stands in for a fresh read.
+   */
+  private async applyResult(result: AgentOpResult, inHand?: MachineRecord): Promise<void> {
+    let known = inHand;
+    for (const event of result.events) {
+      const after = await this.applyAgentEvent(event, known?.id === event.machine_id ? known : undefined);
+      if (after?.id === inHand?.id) known = after;
+    }
   }
 
-  /** Applies one agent change to the catalog. Idempotent: replays and duplicates are ignored. */
-  async applyAgentEvent(event: AgentEvent): Promise<void> {
+  /**
+   * Applies one agent change to the catalog. Idempotent: replays and duplicates are ignored.
+   * Answers the machine's fields this method relies on (version, config, image) as they are after
+   * the change, or undefined for an unknown machine.
+   */
+  async applyAgentEvent(event: AgentEvent, inHand?: MachineRecord): Promise<MachineRecord | undefined> {
     const now = new Date().toISOString();
-    const known = await this.store.getMachine(event.machine_id);
-    if (!known) return; // a machine whose creation was rolled back, or an app deleted since
+    const known = inHand ?? await this.store.getMachine(event.machine_id);
+    if (!known) return undefined; // a machine whose creation was rolled back, or an app deleted since
     // Check statuses ride on the change that altered them (absent: unchanged), in the same write.
     await this.store.applyRuntime(event.machine_id, {
       state: event.state, private_ip: event.private_ip, agent_seq: event.seq, updated_at: now, ...(event.checks ? { checks: event.checks } : {}),
     });
+    let after = known;
     // The digest the agent pulled: image_ref names exactly what runs (only for the version it prepared).
     if (event.image_digest && known.version === event.version && known.image_ref.digest !== event.image_digest) {
-      await this.store.setMachineConfig(known.id, known.config, known.version, { ...known.image_ref, digest: event.image_digest }, now);
+      after = { ...known, image_ref: { ...known.image_ref, digest: event.image_digest } };
+      await this.store.setMachineConfig(known.id, known.config, known.version, after.image_ref, now);
     }
     if (event.event) await this.store.insertEvent(event.machine_id, event.event);
     this.notifier.changed(event.machine_id);
+    return after;
   }
 
   private spec(app: AppRecord, orgSlug: string, machine: MachineRecord): AgentMachineSpec {
