@@ -61,6 +61,14 @@ export interface CrunDriverOptions {
    * spares crun/runc re-executing a copy of itself at every call (see `OciRuntime.pin`). Default true.
    */
   pinRuntime?: boolean;
+  /**
+   * Stopped machines that keep a fresh overlay mounted for their next start (the warm set): after
+   * a run's overlay is unmounted and wiped, a fresh one is prepared and mounted in the background,
+   * so the next start skips preparation and the mount. Least recently stopped beyond this are
+   * unmounted. Every host mount slows every container start a little (the mount namespace copy),
+   * hence a small bound. Default 32; 0 turns it off.
+   */
+  warmRootfsLimit?: number;
 }
 
 /** Attaching waits for stopped machines to give up their veth at this many ports (bridge maximum 1,023). */
@@ -105,6 +113,8 @@ interface CrunMachine {
   parking?: Promise<void>;
   /** Inside `start`: never parked meanwhile. */
   starting: number;
+  /** A fresh, never-used overlay is mounted at rootfs/ for the next start (the warm set). */
+  warmMounted: boolean;
 }
 
 interface SavedMachine {
@@ -127,6 +137,9 @@ export class CrunDriver implements Driver {
   private readonly logMaxBytes: number;
   private readonly startTimeoutMs: number;
   private readonly portBudget: number;
+  private readonly warmLimit: number;
+  /** Stopped machines with (or getting) a warm overlay, least recently stopped first. */
+  private readonly warmSet = new Map<string, CrunMachine>();
   /** Attaches in flight (not yet in `machines` as attached). */
   private attaching = 0;
   private trimming: Promise<void> | undefined;
@@ -153,6 +166,7 @@ export class CrunDriver implements Driver {
     this.logMaxBytes = options.logMaxBytes ?? 10 * 1024 * 1024;
     this.startTimeoutMs = options.startTimeoutMs ?? 10_000;
     this.portBudget = options.networkPortBudget ?? 900;
+    this.warmLimit = options.warmRootfsLimit ?? 32;
     this.rotation = setInterval(() => void this.rotateLogs(), 10_000);
     this.rotation.unref();
   }
@@ -209,8 +223,13 @@ export class CrunDriver implements Driver {
     const id = m.id;
     if (m.status === 'running') return;
     if (m.status === 'paused') await this.stop(id, { signal: SIGNALS.SIGKILL, timeoutMs: 0 });
-    await m.settling;
+    // Includes a warm-up or eviction of the overlay still in flight.
+    await settled(m);
     await m.parking;
+    // Taken synchronously after the wait: an eviction can no longer pick this machine.
+    const warm = m.warmMounted;
+    m.warmMounted = false;
+    this.warmSet.delete(id);
     // Parked (the bridge was full), or after a host reboot the namespace and veth are gone (the
     // address allocation is not): rebuild them. Otherwise nothing to do (two existsSync).
     if (m.parked || networkGone(m.network)) {
@@ -227,8 +246,11 @@ export class CrunDriver implements Driver {
     // the image's own: look the user and the entrypoint up there, and leave the mount to the shim
     // (right before `crun run`: one process spawn less for the agent). With files, mount here and
     // write them into the merged rootfs first (looking up while the mount runs).
+    // A warm rootfs is mounted already, on an upper dir no run has used: nothing to prepare.
     const early = (m.spec.config.files ?? []).length === 0;
-    const mounting: Promise<{ rootfs: string; overlay?: ShimOverlay }> = early && images.prepareRootfs
+    const mounting: Promise<{ rootfs: string; overlay?: ShimOverlay }> = warm
+      ? Promise.resolve({ rootfs: join(m.dir, 'rootfs') })
+      : early && images.prepareRootfs
       ? images.prepareRootfs(m.dir, m.image.rootfsDir).then((p) => ({ rootfs: p.merged, overlay: { mounter: p.mounter, options: p.options, merged: p.merged } }))
       : images.mountRootfs(m.dir, m.image.rootfsDir).then((rootfs) => ({ rootfs }));
     const clearing = Promise.all([rm(paths.pid, { force: true }), rm(paths.exitCode, { force: true }), rm(paths.mountError, { force: true })]);
@@ -393,8 +415,14 @@ export class CrunDriver implements Driver {
     m.lastUsed = Date.now();
     delete m.pid;
     for (const cancel of m.execs) cancel();
-    m.settling = this.options.images.unmountRootfs(m.dir).catch((err) => this.logger.warn('could not unmount a machine rootfs', { machine: m.id, err: String(err) }));
-    void m.settling.then(() => this.trimNetwork()); // over the port budget with every machine running until now
+    const unmounting = this.options.images.unmountRootfs(m.dir).catch((err) => this.logger.warn('could not unmount a machine rootfs', { machine: m.id, err: String(err) }));
+    m.settling = unmounting;
+    // Only after a run that came up: a start that failed (e.g. its mount) is not retried behind the caller's back.
+    const cameUp = !run.onStarted;
+    void unmounting.then(() => {
+      this.trimNetwork(); // over the port budget with every machine running until now
+      if (cameUp) this.warmUp(m);
+    });
     if (run.onStarted) {
       run.onStarted.reject(exit);
       return;
@@ -627,7 +655,9 @@ export class CrunDriver implements Driver {
         await this.kill(m);
       }
       if (m.run) this.endWatch(m.run);
-      await m.settling;
+      this.warmSet.delete(id);
+      await settled(m);
+      m.warmMounted = false;
     }
     if (!m || m.status === 'running' || m.status === 'paused') await this.runtime.remove(id);
     if (m || existsSync(dir)) {
@@ -718,6 +748,8 @@ export class CrunDriver implements Driver {
     clearInterval(this.rotation);
     await this.pinning;
     await this.runtime.unpin();
+    // Warm overlays are this agent's cache: none outlives it.
+    await Promise.all([...this.warmSet.values()].map((m) => this.evict(m)));
     for (const m of this.machines.values()) {
       if (m.run) this.endWatch(m.run);
       for (const cancel of m.execs) cancel();
@@ -732,8 +764,54 @@ export class CrunDriver implements Driver {
     return {
       id: saved.spec.id, spec: saved.spec, image: saved.image, network: saved.network, status,
       dir: join(this.machinesDir, saved.spec.id), stopRequested: false, destroyed: false, settling: Promise.resolve(), execs: new Set(),
-      lastUsed: Date.now(), parked: false, starting: 0,
+      lastUsed: Date.now(), parked: false, starting: 0, warmMounted: false,
     };
+  }
+
+  // ---- warm overlays -----------------------------------------------------------------------------
+
+  /**
+   * After a run's overlay is unmounted and wiped: mount a fresh one in the background for the next
+   * start (the upper dir is wiped again and recreated by the mount, so it is never-used). A start
+   * waits for it through `settling`; beyond `warmLimit` the least recently stopped are unmounted.
+   */
+  private warmUp(m: CrunMachine): void {
+    if (this.warmLimit <= 0 || this.closed || m.destroyed || m.status !== 'exited' || this.machines.get(m.id) !== m) return;
+    if (m.starting > 0 || this.warmSet.has(m.id)) return;
+    this.warmSet.set(m.id, m);
+    const previous = m.settling;
+    m.settling = previous.then(async () => {
+      // A start, destroy or close since then has taken the machine out of the set: leave it.
+      if (this.warmSet.get(m.id) !== m || m.status !== 'exited') return;
+      try {
+        await this.options.images.mountRootfs(m.dir, m.image.rootfsDir);
+        m.warmMounted = true;
+      } catch (err) {
+        this.warmSet.delete(m.id);
+        this.logger.warn('could not mount a warm rootfs', { machine: m.id, err: String(err) });
+        await this.options.images.unmountRootfs(m.dir).catch(() => {});
+      }
+    });
+    while (this.warmSet.size > this.warmLimit) {
+      const oldest = this.warmSet.values().next().value as CrunMachine;
+      void this.evict(oldest);
+    }
+  }
+
+  /** Takes the machine out of the warm set and unmounts its warm overlay (after any warm-up in flight). */
+  private evict(m: CrunMachine): Promise<void> {
+    this.warmSet.delete(m.id);
+    m.settling = m.settling.then(async () => {
+      if (!m.warmMounted) return;
+      m.warmMounted = false;
+      await this.options.images.unmountRootfs(m.dir).catch((err) => this.logger.warn('could not unmount a warm rootfs', { machine: m.id, err: String(err) }));
+    });
+    return m.settling;
+  }
+
+  /** Machines in the warm set (tests, benches). */
+  warmMachines(): string[] {
+    return [...this.warmSet.keys()];
   }
 
   // ---- bridge ports ------------------------------------------------------------------------------
@@ -837,6 +915,14 @@ function networkGone(network: DriverNetwork): boolean {
   if (network.netnsPath && !existsSync(network.netnsPath)) return true;
   const veth = (network as { vethName?: string }).vethName;
   return veth !== undefined && !existsSync(`/sys/class/net/${veth}`);
+}
+
+/** Waits for the machine's cleanup, including any chained on while waiting (warm-up, eviction). */
+async function settled(m: CrunMachine): Promise<void> {
+  for (let s = m.settling; ; s = m.settling) {
+    await s;
+    if (s === m.settling) return;
+  }
 }
 
 async function unmount(path: string): Promise<void> {

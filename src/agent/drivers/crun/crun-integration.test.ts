@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -252,6 +252,56 @@ describe('crun driver on a real host', { skip: unavailable, timeout: 120_000 }, 
     assert.equal((await driver.runtime.list()).some((c) => c.id === spec.id), false);
     assert.equal(existsSync(`/var/run/netns/hci-${spec.id}`), false);
     assert.equal(existsSync(`/sys/fs/cgroup/memory/hangar/${spec.id}`), false);
+  });
+
+  test('warm set: a stopped machine gets a fresh mounted overlay; its start is blank; eviction and destroy unmount it', async () => {
+    const driver = new CrunDriver({ dataDir: join(root, 'agent'), images: providers.images, network: providers.network, warmRootfsLimit: 1 });
+    drivers.push(driver);
+    const a = withInit({ exec: ['sleep', '1000'] });
+    const b = withInit({ exec: ['sleep', '1000'] });
+    const dirA = join(root, 'agent', 'machines', a.id);
+    const dirB = join(root, 'agent', 'machines', b.id);
+    const warmIn = async (dir: string, want: boolean) => {
+      for (const deadline = Date.now() + 3000; ; await new Promise((r) => setTimeout(r, 10))) {
+        if (((await mountOptionsOf(join(dir, 'rootfs'))) !== undefined) === want) return;
+        if (Date.now() > deadline) assert.fail(`${dir}/rootfs ${want ? 'never became' : 'stayed'} a mount point`);
+      }
+    };
+    await driver.create(a);
+    await driver.create(b);
+    await driver.start(a.id);
+    await driver.exec(a.id, { command: ['touch', '/left-behind'], timeoutMs: 5000 });
+    await driver.stop(a.id, { signal: SIGNALS.SIGTERM, timeoutMs: 2000 });
+    await warmIn(dirA, true);
+    assert.deepEqual(driver.warmMachines(), [a.id]);
+    assert.deepEqual(await readdir(join(dirA, 'upper')), [], 'the warm upper dir is fresh');
+    // The start takes the warm overlay (out of the set) and runs on a never-used upper dir.
+    await driver.start(a.id);
+    assert.deepEqual(driver.warmMachines(), []);
+    assert.notEqual((await driver.exec(a.id, { command: ['ls', '/left-behind'], timeoutMs: 5000 })).exit_code, 0);
+    assert.equal((await driver.exec(a.id, { command: ['ls', '/bin/busybox'], timeoutMs: 5000 })).exit_code, 0);
+    await driver.start(b.id);
+    await driver.stop(b.id, { signal: SIGNALS.SIGTERM, timeoutMs: 2000 });
+    await warmIn(dirB, true);
+    // Over the limit of 1: the least recently stopped (b) is unmounted.
+    await driver.stop(a.id, { signal: SIGNALS.SIGTERM, timeoutMs: 2000 });
+    await warmIn(dirA, true);
+    await warmIn(dirB, false);
+    assert.deepEqual(driver.warmMachines(), [a.id]);
+    assert.deepEqual(await mountsUnder(dirB), []);
+    // Destroying a warm machine leaves nothing.
+    await driver.destroy(a.id);
+    assert.deepEqual(await mountsUnder(dirA), []);
+    assert.equal(existsSync(dirA), false);
+    assert.deepEqual(driver.warmMachines(), []);
+    // A start of b right after its stop (the warm-up still in flight) waits for it and is blank too.
+    await driver.start(b.id);
+    await driver.exec(b.id, { command: ['touch', '/left-behind'], timeoutMs: 5000 });
+    await driver.stop(b.id, { signal: SIGNALS.SIGTERM, timeoutMs: 2000 });
+    await driver.start(b.id);
+    assert.notEqual((await driver.exec(b.id, { command: ['ls', '/left-behind'], timeoutMs: 5000 })).exit_code, 0);
+    await driver.destroy(b.id);
+    assert.deepEqual(await mountsUnder(dirB), []);
   });
 
   test('logs: tail and follow of stdout and stderr', async () => {
