@@ -6,7 +6,7 @@
  *      POST /v1/apps/{app}/machines/{id}/start → 200 on the machine's private IP (6PN IPv6);
  *   2. the agent's HTTP RPC (POST /agent/v1/machines/{id}/start, agent in this process) → 200 on
  *      the private IPv4;
- *   3. the floor: a bare `crun run -d` of the agent's bundle (same rootfs overlay, netns, cgroup
+ *   3. the floor: a bare `crun run -d` of the agent's bundle (an overlay of the same image, same netns, cgroup
  *      limits; the overlay is mounted beforehand, untimed) → 200; twice, interleaved: `crun` as
  *      installed (the reference of every recorded run) and crun from the agent's read-only bind
  *      mount of its binary (`OciRuntime.pin`: no re-exec of itself), the floor the agent now has.
@@ -135,8 +135,15 @@ async function main(): Promise<void> {
     // two ways: plain `crun` as installed (the reference of every earlier run), and crun run the
     // way the agent runs it since it pins the binary: from a read-only bind mount with
     // _LIBCONTAINER_CLONED_BINARY=1, which skips crun's re-exec of itself.
-    const machineDir = join(dataDir, 'machines', spec.id);
+    // Its own overlay dir beside the machine's (same image lower dir, same bundle otherwise: netns,
+    // cgroup limits, mounts): the driver keeps a fresh overlay mounted at the stopped machine's
+    // rootfs/ for its next start (the warm set), which the floor must not unmount or reuse.
+    const machineDir = join(dataDir, 'bare-floor');
     const bundle = join(machineDir, 'bundle');
+    const machineConfig = JSON.parse(await readFile(join(dataDir, 'machines', spec.id, 'bundle', 'config.json'), 'utf8')) as { root: { path: string } };
+    machineConfig.root.path = join(machineDir, 'rootfs');
+    await mkdir(bundle, { recursive: true });
+    await writeFile(join(bundle, 'config.json'), JSON.stringify(machineConfig));
     const bareId = `bare-${spec.id}`;
     const crunRoot = driver.runtime.root;
     const lower = (await providers.images.resolve(spec.config.image)).rootfsDir;

@@ -417,8 +417,11 @@ export class CrunDriver implements Driver {
     for (const cancel of m.execs) cancel();
     const unmounting = this.options.images.unmountRootfs(m.dir).catch((err) => this.logger.warn('could not unmount a machine rootfs', { machine: m.id, err: String(err) }));
     m.settling = unmounting;
-    // Only after a run that came up: a start that failed (e.g. its mount) is not retried behind the caller's back.
-    const cameUp = !run.onStarted;
+    // Only after a stop someone asked for (API stop, proxy autostop): that machine is the one
+    // expected to start again. Not after a failed start (its mount is not retried behind the
+    // caller's back), nor when the app exited by itself (a finished job may never start again; a
+    // crash loop restarts at once, racing the warm-up for no gain).
+    const cameUp = !run.onStarted && m.stopRequested;
     void unmounting.then(() => {
       this.trimNetwork(); // over the port budget with every machine running until now
       if (cameUp) this.warmUp(m);

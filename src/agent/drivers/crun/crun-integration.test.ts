@@ -304,6 +304,47 @@ describe('crun driver on a real host', { skip: unavailable, timeout: 120_000 }, 
     assert.deepEqual(await mountsUnder(dirB), []);
   });
 
+  test('warm set: driver close unmounts warm overlays; recovery after a crash unmounts those of known machines and destroys unknown ones', async () => {
+    const waitMounted = async (dir: string, want: boolean) => {
+      for (const deadline = Date.now() + 3000; ((await mountOptionsOf(join(dir, 'rootfs'))) !== undefined) !== want; await new Promise((r) => setTimeout(r, 10))) {
+        if (Date.now() > deadline) assert.fail(`${dir}/rootfs ${want ? 'never became' : 'stayed'} a mount point`);
+      }
+    };
+    const a = withInit({ exec: ['sleep', '1000'] });
+    const b = withInit({ exec: ['sleep', '1000'] });
+    const dirA = join(root, 'agent', 'machines', a.id);
+    const dirB = join(root, 'agent', 'machines', b.id);
+    const first = newDriver();
+    for (const spec of [a, b]) {
+      await first.create(spec);
+      await first.start(spec.id);
+      await first.stop(spec.id, { signal: SIGNALS.SIGTERM, timeoutMs: 2000 });
+      await waitMounted(join(root, 'agent', 'machines', spec.id), true);
+    }
+    await first.close();
+    assert.deepEqual(await mountsUnder(dirA), []);
+    assert.deepEqual(await mountsUnder(dirB), []);
+    // A crash: the driver holding warm overlays is never closed; the next one recovers.
+    const crashed = newDriver();
+    const recovered = await crashed.recover([a, b]);
+    assert.equal(recovered.get(a.id)?.state, 'exited');
+    for (const spec of [a, b]) {
+      await crashed.start(spec.id);
+      await crashed.stop(spec.id, { signal: SIGNALS.SIGTERM, timeoutMs: 2000 });
+    }
+    await waitMounted(dirA, true);
+    await waitMounted(dirB, true);
+    const next = newDriver();
+    await next.recover([a]);
+    assert.deepEqual(await mountsUnder(dirB), [], 'an unknown machine is destroyed with its warm overlay');
+    assert.equal(existsSync(dirB), false);
+    await waitMounted(dirA, false);
+    await next.start(a.id);
+    assert.equal((await next.inspect(a.id)).state, 'running');
+    await next.destroy(a.id);
+    assert.deepEqual(await mountsUnder(dirA), []);
+  });
+
   test('logs: tail and follow of stdout and stderr', async () => {
     const driver = newDriver();
     const spec = withInit({ exec: ['sh', '-c', 'echo one; echo two >&2; sleep 0.3; echo three; sleep 1000'] });
