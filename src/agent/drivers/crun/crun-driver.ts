@@ -115,6 +115,8 @@ interface CrunMachine {
   starting: number;
   /** A fresh, never-used overlay is mounted at rootfs/ for the next start (the warm set). */
   warmMounted: boolean;
+  /** The image lower dir of that overlay: a new version (update) may bring another image. */
+  warmLower?: string;
 }
 
 interface SavedMachine {
@@ -195,6 +197,8 @@ export class CrunDriver implements Driver {
       writeFile(join(dir, 'machine.json'), JSON.stringify({ spec, image, network } satisfies SavedMachine)),
     ]);
     if (existing) {
+      // A new version may run another image: its warm overlay (over the old one) is of no use.
+      if (this.warmSet.has(spec.id) || existing.warmMounted) void this.evict(existing);
       existing.spec = spec;
       existing.image = image;
     } else {
@@ -227,7 +231,8 @@ export class CrunDriver implements Driver {
     await settled(m);
     await m.parking;
     // Taken synchronously after the wait: an eviction can no longer pick this machine.
-    const warm = m.warmMounted;
+    // Only an overlay of this version's image (the cold path below replaces any other mount).
+    const warm = m.warmMounted && m.warmLower === m.image.rootfsDir;
     m.warmMounted = false;
     this.warmSet.delete(id);
     // Parked (the bridge was full), or after a host reboot the namespace and veth are gone (the
@@ -787,7 +792,9 @@ export class CrunDriver implements Driver {
       // A start, destroy or close since then has taken the machine out of the set: leave it.
       if (this.warmSet.get(m.id) !== m || m.status !== 'exited') return;
       try {
-        await this.options.images.mountRootfs(m.dir, m.image.rootfsDir);
+        const lower = m.image.rootfsDir;
+        await this.options.images.mountRootfs(m.dir, lower);
+        m.warmLower = lower;
         m.warmMounted = true;
       } catch (err) {
         this.warmSet.delete(m.id);

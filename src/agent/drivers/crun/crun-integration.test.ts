@@ -304,6 +304,37 @@ describe('crun driver on a real host', { skip: unavailable, timeout: 120_000 }, 
     assert.deepEqual(await mountsUnder(dirB), []);
   });
 
+  test('warm set: a new version with another image does not start on the old image\'s warm overlay', async () => {
+    const driver = newDriver();
+    const spec = withInit({ exec: ['sleep', '1000'] });
+    const dir = join(root, 'agent', 'machines', spec.id);
+    await driver.create(spec);
+    await driver.start(spec.id);
+    await driver.stop(spec.id, { signal: SIGNALS.SIGTERM, timeoutMs: 2000 });
+    for (const deadline = Date.now() + 3000; (await mountOptionsOf(join(dir, 'rootfs'))) === undefined;) {
+      if (Date.now() > deadline) assert.fail('no warm overlay after the stop');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    // Another image for the next version: a lower dir of its own (a copy of busybox's with a marker).
+    const image = await providers.images.resolve(spec.config.image);
+    const otherLower = join(root, 'other-image-rootfs');
+    spawnSync('cp', ['-a', image.rootfsDir, otherLower]);
+    await writeFile(join(otherLower, 'version-2'), '2\n');
+    // The driver sees the new image through create (what an update does): swap the provider's answer meanwhile.
+    const original = providers.images.resolve.bind(providers.images);
+    providers.images.resolve = async (name: string, options?: { signal?: AbortSignal }) => ({ ...(await original(name, options)), rootfsDir: otherLower });
+    try {
+      await driver.create(spec);
+    } finally {
+      providers.images.resolve = original;
+    }
+    await driver.start(spec.id);
+    assert.equal((await driver.exec(spec.id, { command: ['cat', '/version-2'], timeoutMs: 5000 })).stdout, '2\n');
+    await driver.destroy(spec.id);
+    assert.deepEqual(await mountsUnder(dir), []);
+    await rm(otherLower, { recursive: true, force: true });
+  });
+
   test('warm set: driver close unmounts warm overlays; recovery after a crash unmounts those of known machines and destroys unknown ones', async () => {
     const waitMounted = async (dir: string, want: boolean) => {
       for (const deadline = Date.now() + 3000; ((await mountOptionsOf(join(dir, 'rootfs'))) !== undefined) !== want; await new Promise((r) => setTimeout(r, 10))) {
