@@ -12,6 +12,7 @@ import { createServer as createTlsServer, type Server as TlsServer } from 'node:
 import type { RouteEvent, RouteMachine } from '../api-types/watch.js';
 import { HangarClient } from '../client/client.js';
 import { silentLogger, type Logger } from '../core/logger.js';
+import { addAcceptHandles } from './accept-handles.js';
 import { AutostopController } from './autostop.js';
 import { HttpProxy } from './http-proxy.js';
 import { ProxyMetrics } from './metrics.js';
@@ -63,6 +64,12 @@ export interface ProxyOptions {
   resolveAddress?: (m: RouteMachine, internalPort: number) => Listen;
   /** Test seam: do not follow the API's route stream; feed events with `apply`. */
   manualRoutes?: boolean;
+  /**
+   * Extra accept handles per HTTP(S) listener (accept-handles.ts): each is one more connection
+   * accepted per event-loop iteration, which a burst of a thousand connections needs. Default 15;
+   * 0 spawns no helper process.
+   */
+  acceptHandles?: number;
 }
 
 export interface RunningProxy {
@@ -72,6 +79,9 @@ export interface RunningProxy {
   httpPort: number;
   httpsPort: number | undefined;
 }
+
+/** Accept queue per listener: a burst of a thousand connections must not overflow it (SYN retries cost 1 s). */
+const LISTEN_BACKLOG = 4096;
 
 export function createProxy(o: ProxyOptions) {
   const logger = o.logger ?? silentLogger;
@@ -125,12 +135,14 @@ export function createProxy(o: ProxyOptions) {
   let plain: Server | undefined;
   let secure: TlsServer | undefined;
   let metricsServer: HttpServer | undefined;
+  const acceptCopies: Server[] = [];
+  const extraHandles = o.acceptHandles ?? 15;
   let follower: ReturnType<typeof followRoutes> | undefined;
 
   const listen = (server: Server | HttpServer, l: Listen) =>
     new Promise<number>((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ port: l.port, host: l.host, backlog: 4096 }, () => {
+      server.listen({ port: l.port, host: l.host, backlog: LISTEN_BACKLOG }, () => {
         server.off('error', reject);
         resolve((server.address() as AddressInfo).port);
       });
@@ -152,6 +164,8 @@ export function createProxy(o: ProxyOptions) {
       }
       plain = createServer({ noDelay: true }, (s) => http.handle(s, 'http'));
       const httpPort = await listen(plain, o.listen);
+      const plainServer = plain;
+      acceptCopies.push(...(await addAcceptHandles(plain, extraHandles, LISTEN_BACKLOG, (s) => plainServer.emit('connection', s))));
       if (o.httpsListen) {
         await certs.ensureCa();
         secure = createTlsServer(
@@ -168,6 +182,9 @@ export function createProxy(o: ProxyOptions) {
         );
         secure.on('tlsClientError', () => undefined);
         httpsPort = await listen(secure as unknown as Server, o.httpsListen);
+        // Raw sockets from the copies go through the TLS server's own connection handling.
+        const tlsServer = secure;
+        acceptCopies.push(...(await addAcceptHandles(secure as unknown as Server, extraHandles, LISTEN_BACKLOG, (s) => tlsServer.emit('connection', s))));
       }
       if (o.metricsListen) {
         metricsServer = createHttpServer((req, res) => {
@@ -202,7 +219,7 @@ export function createProxy(o: ProxyOptions) {
       tcp.close();
       http.close();
       await Promise.all(
-        [plain, secure, metricsServer].map((s) => (s ? new Promise<void>((r) => {
+        [plain, secure, metricsServer, ...acceptCopies].map((s) => (s ? new Promise<void>((r) => {
           (s as Server).close(() => r());
           (s as unknown as HttpServer).closeAllConnections?.();
         }) : undefined)),

@@ -694,7 +694,7 @@ export class HttpProxy {
   putIdle(up: Upstream): void {
     let list = this.idle.get(up.key);
     if (!list) this.idle.set(up.key, (list = []));
-    if (list.length >= 512) return up.destroy();
+    if (list.length >= 2048) return up.destroy();
     up.idleUntil = Date.now() + this.upstreamIdleMs;
     list.push(up);
   }
