@@ -12,7 +12,7 @@ import { connect, type Socket } from 'node:net';
 import type { RouteMachine } from '../api-types/watch.js';
 import type { Logger } from '../core/logger.js';
 import { BodyFramer, CRLFCRLF, headerValue, HttpParseError, parseRequestHead, parseResponseHead, requestFraming, responseFraming, type Head } from './http-codec.js';
-import type { ProxyMetrics } from './metrics.js';
+import { labelKey, type ProxyMetrics } from './metrics.js';
 import { ProxyError, type AcquireOptions, type Lease, type MachinePool } from './pool.js';
 import { parseFlyReplay, replaySource } from './replay.js';
 import { appFromHost, httpService, type ListenerKind } from './route-table.js';
@@ -80,6 +80,7 @@ class Upstream {
 }
 
 let requestCounter = 0;
+const NO_HINTS: AcquireOptions = Object.freeze({});
 const selectHttp = (m: RouteMachine) => httpService(m, 'http');
 const selectHttps = (m: RouteMachine) => httpService(m, 'https');
 
@@ -198,15 +199,31 @@ class ClientConn {
   private startRequest(h: Head): void {
     this.phase = 'routing';
     this.deadline = Infinity;
-    this.socket.pause();
+    // No pause here: bytes that arrive before the exchange wants them are kept by onData, which
+    // pauses then (a pause/resume pair per request costs a tick and stream bookkeeping).
     this.req = h;
     this.startedAt = performance.now();
     this.requestId = this.proxy.newRequestId();
     this.resHeadSent = false;
     this.replays = 0;
     this.replaySrc = undefined;
-    const connection = (headerValue(h, 'connection') ?? '').toLowerCase();
-    this.keepAlive = h.minor === 1 ? !/\bclose\b/.test(connection) : /\bkeep-alive\b/.test(connection);
+    // The headers routing needs, in one pass.
+    let connection = '';
+    let host: string | undefined;
+    let upgrade: string | undefined;
+    let force: string | undefined;
+    let prefer: string | undefined;
+    for (let i = 0; i < h.names.length; i++) {
+      switch (h.names[i]) {
+        case 'connection': connection = h.values[i]!.toLowerCase(); break;
+        case 'host': host ??= h.values[i]; break;
+        case 'upgrade': upgrade ??= h.values[i]; break;
+        case 'fly-force-instance-id': force ??= h.values[i]; break;
+        case 'fly-prefer-region': prefer ??= h.values[i]; break;
+        default: break;
+      }
+    }
+    this.keepAlive = h.minor === 1 ? connection === '' || !/\bclose\b/.test(connection) : /\bkeep-alive\b/.test(connection);
     try {
       this.reqFramer = new BodyFramer(requestFraming(h));
     } catch (err) {
@@ -215,9 +232,8 @@ class ClientConn {
     this.reqBodyDone = this.reqFramer.done;
     this.retained = [];
     this.retainedBytes = 0;
-    const host = headerValue(h, 'host');
     if (host === undefined) return this.fail(400, 'missing Host header');
-    const app = appFromHost(host, this.proxy.domain);
+    const app = this.proxy.appFor(host);
     if (!app) return this.respond(404, `hangar proxy: no app answers for host "${host}"; apps are reached as <app>.${this.proxy.domain}\n`);
     this.app = app;
     const pool = this.proxy.pool;
@@ -233,13 +249,13 @@ class ClientConn {
         return this.respond(301, `hangar proxy: ${location}\n`, [`location: ${location}`]);
       }
     }
-    this.upgrade = headerValue(h, 'upgrade') !== undefined && /\bupgrade\b/.test(connection);
-    const force = headerValue(h, 'fly-force-instance-id');
-    const prefer = headerValue(h, 'fly-prefer-region');
-    this.hints = {
-      ...(force ? { instance: force } : {}),
-      ...(prefer ? { preferRegions: prefer.split(',').map((r) => r.trim()).filter(Boolean) } : {}),
-    };
+    this.upgrade = upgrade !== undefined && /\bupgrade\b/.test(connection);
+    this.hints = force || prefer
+      ? {
+          ...(force ? { instance: force } : {}),
+          ...(prefer ? { preferRegions: prefer.split(',').map((r) => r.trim()).filter(Boolean) } : {}),
+        }
+      : NO_HINTS;
     this.route(app, this.hints);
   }
 
@@ -270,7 +286,7 @@ class ClientConn {
   /** Sends the request head (and what is known of the body) to the leased machine. */
   private send(fresh: boolean): void {
     const lease = this.lease!;
-    const key = `${lease.host}|${lease.port}`;
+    const key = lease.key;
     let up = fresh ? undefined : this.proxy.takeIdle(key);
     this.upReused = up !== undefined;
     if (!up) up = new Upstream(key, connect({ host: lease.host, port: lease.port }), this.proxy);
@@ -552,7 +568,7 @@ class ClientConn {
 
   private record(): void {
     const m = this.proxy.metrics;
-    m.requests.inc({ app: this.app || '-', code: `${Math.floor(this.status / 100)}xx` });
+    m.requests.incKey(this.proxy.requestsKey(this.app || '-', this.status));
     m.latency.observe((performance.now() - this.startedAt) / 1000);
   }
 
@@ -587,7 +603,7 @@ class ClientConn {
     this.deadline = Date.now() + this.proxy.idleTimeoutMs;
     this.timeoutStatus = 0;
     if (this.buf) this.tryHead();
-    if (this.phase === 'head') this.socket.resume();
+    if (this.phase === 'head' && this.socket.isPaused()) this.socket.resume();
   }
 
   /** The sweeper found this connection past its deadline. */
@@ -661,6 +677,26 @@ export class HttpProxy {
       }
     }, tick);
     this.sweeper.unref();
+  }
+
+  /** Series keys of `hangar_proxy_requests_total` per app and status class, made once. */
+  private readonly seriesKeys = new Map<string, string[]>();
+  /** App by Host header value; a request pays a map lookup instead of lowercasing and a regex. */
+  private readonly appsByHost = new Map<string, string | undefined>();
+
+  requestsKey(app: string, status: number): string {
+    let keys = this.seriesKeys.get(app);
+    if (!keys) this.seriesKeys.set(app, (keys = [0, 1, 2, 3, 4, 5].map((c) => labelKey({ app, code: `${c}xx` }))));
+    return keys[Math.min(5, Math.max(0, Math.floor(status / 100)))]!;
+  }
+
+  appFor(host: string): string | undefined {
+    if (this.appsByHost.has(host)) return this.appsByHost.get(host);
+    const app = appFromHost(host, this.domain);
+    // Bounded: arbitrary Host values from clients must not grow it forever.
+    if (this.appsByHost.size >= 4096) this.appsByHost.clear();
+    this.appsByHost.set(host, app);
+    return app;
   }
 
   newRequestId(): string {
