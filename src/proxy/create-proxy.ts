@@ -162,8 +162,9 @@ export function createProxy(o: ProxyOptions) {
       if (!o.manualRoutes) {
         follower = followRoutes({ apiUrl: o.apiUrl, token: o.token, logger, onEvent: apply });
       }
-      plain = createServer({ noDelay: true }, (s) => http.handle(s, 'http'));
-      const httpPort = await listen(plain, o.listen);
+      let plainPort: number | undefined;
+      plain = createServer({ noDelay: true }, (s) => http.handle(s, 'http', plainPort));
+      const httpPort = (plainPort = await listen(plain, o.listen));
       const plainServer = plain;
       acceptCopies.push(...(await addAcceptHandles(plain, extraHandles, LISTEN_BACKLOG, (s) => plainServer.emit('connection', s))));
       if (o.httpsListen) {
@@ -178,7 +179,7 @@ export function createProxy(o: ProxyOptions) {
             },
             handshakeTimeout: 10_000,
           },
-          (s) => http.handle(s, 'https'),
+          (s) => http.handle(s, 'https', httpsPort),
         );
         secure.on('tlsClientError', () => undefined);
         httpsPort = await listen(secure as unknown as Server, o.httpsListen);

@@ -55,17 +55,35 @@ const STATUS_TEXT: Record<number, string> = {
   500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
 };
 
+/**
+ * One buffer that every machine connection reads into (`onread`): no allocation and no stream
+ * bookkeeping per read. Its bytes are valid only during the callback, so whatever outlives it
+ * (a partial head, a body chunk handed to `write`) is copied with `own`; the common small response
+ * is copied behind its head anyway.
+ */
+const UPSTREAM_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+const own = (view: Buffer): Buffer => Buffer.from(view);
+
 class Upstream {
   owner: ClientConn | undefined;
   destroyed = false;
   /** When this pooled (idle) connection expires; checked by the proxy's sweeper. */
   idleUntil = Infinity;
-  constructor(readonly key: string, readonly socket: Socket, private readonly proxy: HttpProxy) {
-    socket.setNoDelay(true);
-    socket.on('data', (d: Buffer) => {
-      if (this.owner) this.owner.onUpstreamData(this, d);
-      else this.destroy(); // bytes on an idle connection: the machine is confused
+  readonly socket: Socket;
+  constructor(readonly key: string, host: string, port: number, private readonly proxy: HttpProxy) {
+    this.socket = connect({
+      host, port,
+      onread: {
+        buffer: UPSTREAM_READ_BUFFER,
+        callback: (n: number, buf: Uint8Array) => {
+          if (this.owner) this.owner.onUpstreamData(this, (buf as Buffer).subarray(0, n));
+          else this.destroy(); // bytes on an idle connection: the machine is confused
+          return true;
+        },
+      },
     });
+    const socket = this.socket;
+    socket.setNoDelay(true);
     socket.on('error', () => undefined);
     socket.on('close', () => {
       this.destroyed = true;
@@ -81,6 +99,8 @@ class Upstream {
 
 let requestCounter = 0;
 const NO_HINTS: AcquireOptions = Object.freeze({});
+const ACTIVE_HTTP = labelKey({ kind: 'http' });
+const ACTIVE_HTTPS = labelKey({ kind: 'https' });
 const selectHttp = (m: RouteMachine) => httpService(m, 'http');
 const selectHttps = (m: RouteMachine) => httpService(m, 'https');
 
@@ -116,9 +136,10 @@ class ClientConn {
   private replaySrc: string | undefined;
   private hints: AcquireOptions = {};
 
-  constructor(readonly socket: Socket, readonly kind: ListenerKind, private readonly proxy: HttpProxy) {
+  constructor(readonly socket: Socket, readonly kind: ListenerKind, private readonly proxy: HttpProxy, listenerPort: number | undefined) {
     this.clientIp = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-    this.localPort = socket.localPort ?? 0;
+    // The listener's port when known: saves a getsockname per connection.
+    this.localPort = listenerPort ?? socket.localPort ?? 0;
     const https = kind === 'https';
     this.forwarded =
       `x-forwarded-proto: ${https ? 'https' : 'http'}\r\nx-forwarded-ssl: ${https ? 'on' : 'off'}\r\n` +
@@ -289,7 +310,7 @@ class ClientConn {
     const key = lease.key;
     let up = fresh ? undefined : this.proxy.takeIdle(key);
     this.upReused = up !== undefined;
-    if (!up) up = new Upstream(key, connect({ host: lease.host, port: lease.port }), this.proxy);
+    if (!up) up = new Upstream(key, lease.host, lease.port, this.proxy);
     up.owner = this;
     this.up = up;
     this.resBuf = null;
@@ -358,17 +379,20 @@ class ClientConn {
     }
   }
 
+  /** `d` is a view of the shared read buffer: copy (`own`) whatever must outlive this call. */
   onUpstreamData(up: Upstream, d: Buffer): void {
     if (up !== this.up) return up.destroy();
     if (this.phase === 'upgraded') {
-      if (!this.socket.write(d)) this.backpressure(up.socket, this.socket);
+      if (!this.socket.write(own(d))) this.backpressure(up.socket, this.socket);
       return;
     }
     if (this.phase !== 'exchange') return up.destroy();
     if (this.resFramer) return this.forwardResponse(d);
+    // resBuf also marks "the machine has answered something" (no retry on a fresh connection then).
     const buf = (this.resBuf = this.resBuf ? Buffer.concat([this.resBuf, d]) : d);
     const end = buf.indexOf(CRLFCRLF);
     if (end < 0) {
+      if (buf === d) this.resBuf = own(d);
       if (buf.length > MAX_RESPONSE_HEAD) this.upstreamFailed(`response head larger than ${MAX_RESPONSE_HEAD} bytes`);
       return;
     }
@@ -421,7 +445,7 @@ class ClientConn {
     } else {
       this.socket.cork();
       this.socket.write(text, 'latin1');
-      ok = this.socket.write(n === rest.length ? rest : rest.subarray(0, n));
+      ok = this.socket.write(own(rest.subarray(0, n)));
       this.socket.uncork();
     }
     if (!ok) this.backpressure(up.socket, this.socket);
@@ -462,7 +486,7 @@ class ClientConn {
       return this.upstreamFailed((err as Error).message);
     }
     if (n < d.length) this.upstreamClose = true; // bytes after the response: do not reuse
-    if (n > 0 && !this.socket.write(n === d.length ? d : d.subarray(0, n))) this.backpressure(this.up!.socket, this.socket);
+    if (n > 0 && !this.socket.write(own(d.subarray(0, n)))) this.backpressure(this.up!.socket, this.socket);
     if (this.resFramer!.done) this.finish();
   }
 
@@ -472,7 +496,7 @@ class ClientConn {
     this.deadline = Infinity;
     this.timeoutStatus = 0;
     this.record();
-    if (rest.length > 0) this.socket.write(rest);
+    if (rest.length > 0) this.socket.write(own(rest));
     if (this.buf) {
       this.up!.socket.write(this.buf);
       this.buf = null;
@@ -704,15 +728,14 @@ export class HttpProxy {
   }
 
   /** Takes a client connection (a plain socket or a TLS socket after the handshake). */
-  handle(socket: Socket, kind: ListenerKind): void {
-    const c = new ClientConn(socket, kind, this);
+  handle(socket: Socket, kind: ListenerKind, listenerPort?: number): void {
+    const c = new ClientConn(socket, kind, this, listenerPort);
     this.conns.add(c);
-    this.metrics.activeConnections.inc({ kind });
-    (c as { kindLabel?: string }).kindLabel = kind;
+    this.metrics.activeConnections.incKey(kind === 'https' ? ACTIVE_HTTPS : ACTIVE_HTTP);
   }
 
   drop(c: ClientConn): void {
-    if (this.conns.delete(c)) this.metrics.activeConnections.inc({ kind: c.kind }, -1);
+    if (this.conns.delete(c)) this.metrics.activeConnections.incKey(c.kind === 'https' ? ACTIVE_HTTPS : ACTIVE_HTTP, -1);
   }
 
   takeIdle(key: string): Upstream | undefined {
