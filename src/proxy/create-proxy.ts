@@ -5,7 +5,7 @@
  * @module
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
@@ -147,6 +147,15 @@ export function createProxy(o: ProxyOptions) {
         resolve((server.address() as AddressInfo).port);
       });
     });
+  // Without the extra handles the proxy still serves; only a burst of new connections is accepted
+  // slowly, so a failed helper is a warning, not a failed start.
+  const moreAcceptHandles = async (server: Server, onConnection: (s: Socket) => void) => {
+    try {
+      acceptCopies.push(...(await addAcceptHandles(server, extraHandles, LISTEN_BACKLOG, onConnection)));
+    } catch (err) {
+      logger.warn('proxy: no extra accept handles; bursts of new connections will be accepted slowly', { error: (err as Error).message });
+    }
+  };
   const hostFor = (l: Listen) => (l.host.includes(':') ? `[${l.host}]` : l.host === '0.0.0.0' ? '127.0.0.1' : l.host);
 
   return {
@@ -166,7 +175,7 @@ export function createProxy(o: ProxyOptions) {
       plain = createServer({ noDelay: true }, (s) => http.handle(s, 'http', plainPort));
       const httpPort = (plainPort = await listen(plain, o.listen));
       const plainServer = plain;
-      acceptCopies.push(...(await addAcceptHandles(plain, extraHandles, LISTEN_BACKLOG, (s) => plainServer.emit('connection', s))));
+      await moreAcceptHandles(plain, (s) => plainServer.emit('connection', s));
       if (o.httpsListen) {
         await certs.ensureCa();
         secure = createTlsServer(
@@ -185,7 +194,7 @@ export function createProxy(o: ProxyOptions) {
         httpsPort = await listen(secure as unknown as Server, o.httpsListen);
         // Raw sockets from the copies go through the TLS server's own connection handling.
         const tlsServer = secure;
-        acceptCopies.push(...(await addAcceptHandles(secure as unknown as Server, extraHandles, LISTEN_BACKLOG, (s) => tlsServer.emit('connection', s))));
+        await moreAcceptHandles(secure as unknown as Server, (s) => tlsServer.emit('connection', s));
       }
       if (o.metricsListen) {
         metricsServer = createHttpServer((req, res) => {
