@@ -110,7 +110,9 @@ export class MachinePool {
     const cache = this.facts(m).matches;
     if (cache.has(select)) return cache.get(select);
     const match = select(m);
-    cache.set(select, match);
+    // Selectors are a few long-lived functions (one per listener kind or TCP port); the bound keeps
+    // a caller that makes one per request from growing the map.
+    if (cache.size < 16) cache.set(select, match);
     return match;
   }
 
