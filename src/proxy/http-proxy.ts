@@ -236,7 +236,7 @@ class ClientConn {
     let prefer: string | undefined;
     for (let i = 0; i < h.names.length; i++) {
       switch (h.names[i]) {
-        case 'connection': connection = h.values[i]!.toLowerCase(); break;
+        case 'connection': connection = connection ? `${connection}, ${h.values[i]!.toLowerCase()}` : h.values[i]!.toLowerCase(); break;
         case 'host': host ??= h.values[i]; break;
         case 'upgrade': upgrade ??= h.values[i]; break;
         case 'fly-force-instance-id': force ??= h.values[i]; break;
@@ -710,8 +710,13 @@ export class HttpProxy {
 
   requestsKey(app: string, status: number): string {
     let keys = this.seriesKeys.get(app);
-    if (!keys) this.seriesKeys.set(app, (keys = [0, 1, 2, 3, 4, 5].map((c) => labelKey({ app, code: `${c}xx` }))));
-    return keys[Math.min(5, Math.max(0, Math.floor(status / 100)))]!;
+    if (!keys) {
+      // Bounded like appsByHost: unknown app names from clients reach here too (404s).
+      if (this.seriesKeys.size >= 4096) this.seriesKeys.clear();
+      this.seriesKeys.set(app, (keys = []));
+    }
+    const cls = Math.floor(status / 100);
+    return (keys[cls] ??= labelKey({ app, code: `${cls}xx` }));
   }
 
   appFor(host: string): string | undefined {
