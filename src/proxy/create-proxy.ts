@@ -12,7 +12,7 @@ import { createServer as createTlsServer, type Server as TlsServer } from 'node:
 import type { RouteEvent, RouteMachine } from '../api-types/watch.js';
 import { HangarClient } from '../client/client.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import { addAcceptHandles } from './accept-handles.js';
+import { AcceptBooster } from './accept-handles.js';
 import { AutostopController } from './autostop.js';
 import { HttpProxy } from './http-proxy.js';
 import { ProxyMetrics } from './metrics.js';
@@ -65,9 +65,9 @@ export interface ProxyOptions {
   /** Test seam: do not follow the API's route stream; feed events with `apply`. */
   manualRoutes?: boolean;
   /**
-   * Extra accept handles per HTTP(S) listener (accept-handles.ts): each is one more connection
-   * accepted per event-loop iteration, which a burst of a thousand connections needs. Default 15;
-   * 0 spawns no helper process.
+   * Extra accept handles per HTTP(S) listener while many connections are open (accept-handles.ts):
+   * each is one more connection accepted per event-loop iteration, which a burst of a thousand
+   * connections needs. Default 15; 0 spawns no helper process.
    */
   acceptHandles?: number;
 }
@@ -82,6 +82,14 @@ export interface RunningProxy {
 
 /** Accept queue per listener: a burst of a thousand connections must not overflow it (SYN retries cost 1 s). */
 const LISTEN_BACKLOG = 4096;
+/**
+ * Extra accept handles are added when this many client connections are open (loop iterations get
+ * long, one accept per iteration starves a burst) and dropped again below RELAX_BELOW after at
+ * least MIN_BOOST_MS (every new connection wakes every handle, which costs at low concurrency).
+ */
+const BOOST_AT = 128;
+const RELAX_BELOW = 32;
+const MIN_BOOST_MS = 5_000;
 
 export function createProxy(o: ProxyOptions) {
   const logger = o.logger ?? silentLogger;
@@ -135,8 +143,26 @@ export function createProxy(o: ProxyOptions) {
   let plain: Server | undefined;
   let secure: TlsServer | undefined;
   let metricsServer: HttpServer | undefined;
-  const acceptCopies: Server[] = [];
+  const boosters: AcceptBooster[] = [];
   const extraHandles = o.acceptHandles ?? 15;
+  let boostBroken = false;
+  const relaxTimer = setInterval(() => {
+    if (http.connections() >= RELAX_BELOW) return;
+    for (const b of boosters) if (b.boosted && Date.now() - b.boostedAt >= MIN_BOOST_MS) b.relax();
+  }, 1_000);
+  relaxTimer.unref();
+  /** Called after every accepted client connection: many open → more accept handles. */
+  const maybeBoost = () => {
+    if (boostBroken || http.connections() < BOOST_AT) return;
+    for (const b of boosters) {
+      if (b.boosted) continue;
+      b.boost().catch((err: Error) => {
+        // Without the extra handles the proxy still serves; only bursts are accepted slowly.
+        boostBroken = true;
+        logger.warn('proxy: no extra accept handles; bursts of new connections will be accepted slowly', { error: err.message });
+      });
+    }
+  };
   let follower: ReturnType<typeof followRoutes> | undefined;
 
   const listen = (server: Server | HttpServer, l: Listen) =>
@@ -148,11 +174,15 @@ export function createProxy(o: ProxyOptions) {
       });
     });
   // Without the extra handles the proxy still serves; only a burst of new connections is accepted
-  // slowly, so a failed helper is a warning, not a failed start.
+  // slowly, so a helper that does not start is a warning, not a failed start.
   const moreAcceptHandles = async (server: Server, onConnection: (s: Socket) => void) => {
+    if (extraHandles === 0) return;
+    const b = new AcceptBooster(server, { copies: extraHandles, backlog: LISTEN_BACKLOG, onConnection });
     try {
-      acceptCopies.push(...(await addAcceptHandles(server, extraHandles, LISTEN_BACKLOG, onConnection)));
+      await b.start();
+      boosters.push(b);
     } catch (err) {
+      boostBroken = true;
       logger.warn('proxy: no extra accept handles; bursts of new connections will be accepted slowly', { error: (err as Error).message });
     }
   };
@@ -165,6 +195,8 @@ export function createProxy(o: ProxyOptions) {
     autostop,
     http,
     tcp,
+    /** Accept handles per HTTP(S) listener right now (1 unless boosted). */
+    acceptHandles: () => boosters.map((b) => b.handles()),
     /** Feeds one route event (the watch stream does this; tests with `manualRoutes` call it). */
     apply,
     async start(): Promise<RunningProxy> {
@@ -172,7 +204,10 @@ export function createProxy(o: ProxyOptions) {
         follower = followRoutes({ apiUrl: o.apiUrl, token: o.token, logger, onEvent: apply });
       }
       let plainPort: number | undefined;
-      plain = createServer({ noDelay: true }, (s) => http.handle(s, 'http', plainPort));
+      plain = createServer({ noDelay: true }, (s) => {
+        http.handle(s, 'http', plainPort);
+        maybeBoost();
+      });
       const httpPort = (plainPort = await listen(plain, o.listen));
       const plainServer = plain;
       await moreAcceptHandles(plain, (s) => plainServer.emit('connection', s));
@@ -188,7 +223,10 @@ export function createProxy(o: ProxyOptions) {
             },
             handshakeTimeout: 10_000,
           },
-          (s) => http.handle(s, 'https', httpsPort),
+          (s) => {
+            http.handle(s, 'https', httpsPort);
+            maybeBoost();
+          },
         );
         secure.on('tlsClientError', () => undefined);
         httpsPort = await listen(secure as unknown as Server, o.httpsListen);
@@ -224,12 +262,14 @@ export function createProxy(o: ProxyOptions) {
       };
     },
     async close(): Promise<void> {
+      clearInterval(relaxTimer);
+      await Promise.all(boosters.map((b) => b.close()));
       follower?.close();
       autostop.stop();
       tcp.close();
       http.close();
       await Promise.all(
-        [plain, secure, metricsServer, ...acceptCopies].map((s) => (s ? new Promise<void>((r) => {
+        [plain, secure, metricsServer].map((s) => (s ? new Promise<void>((r) => {
           (s as Server).close(() => r());
           (s as unknown as HttpServer).closeAllConnections?.();
         }) : undefined)),
