@@ -79,7 +79,7 @@ export class AcceptBooster {
       const timer = setTimeout(() => fail(`no answer from the helper process within ${timeoutMs} ms`), timeoutMs);
       const fail = (why: string) => {
         clearTimeout(timer);
-        this.stopHelper();
+        void this.stopHelper();
         reject(new Error(`acceptHandles: could not duplicate the listening socket: ${why}`));
       };
       child.on('error', (err) => fail(err.message));
@@ -152,16 +152,22 @@ export class AcceptBooster {
     return 1 + this.copies.length;
   }
 
-  private stopHelper(): void {
-    if (this.helper?.connected) this.helper.disconnect();
-    this.helper?.kill('SIGTERM');
+  /** Ends the helper; resolves once it has exited (its descriptor of the socket is gone then). */
+  private stopHelper(): Promise<void> {
+    const helper = this.helper;
     this.helper = undefined;
+    if (!helper || helper.exitCode !== null || helper.signalCode !== null) return Promise.resolve();
+    // Referenced again so that waiting for its exit keeps the loop alive.
+    helper.ref();
+    const exited = new Promise<void>((r) => helper.once('exit', () => r()));
+    if (helper.connected) helper.disconnect();
+    helper.kill('SIGTERM');
+    return exited;
   }
 
   close(): Promise<void> {
     const closing = this.copies.map((s) => new Promise<void>((r) => s.close(() => r())));
     this.copies = [];
-    this.stopHelper();
-    return Promise.all(closing).then(() => undefined);
+    return Promise.all([...closing, this.stopHelper()]).then(() => undefined);
   }
 }
