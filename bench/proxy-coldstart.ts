@@ -12,6 +12,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createProxy } from '../src/proxy/create-proxy.js';
+import type { Logger } from '../src/core/logger.js';
 import { crunClusterUnavailable, startCrunCluster } from '../src/testkit/crun-cluster.js';
 
 const cycles = Number(process.argv[2] ?? 100);
@@ -46,7 +47,26 @@ async function until(probe: () => boolean | Promise<boolean>, ms: number): Promi
 const why = crunClusterUnavailable();
 if (why) throw new Error(`cannot run: ${why}`);
 const c = await startCrunCluster({ tag: 'pb' });
-const proxy = createProxy({ apiUrl: c.cluster.apiUrl, token: c.cluster.adminToken, listen: { host: '127.0.0.1', port: 0 }, autostopIntervalMs: 0 });
+// The proxy's autostart log line splits each start: API call (server → agent → crun) vs waiting
+// for the app's port. Collected per phase to show whose time the cold request spends.
+const starts: { api_ms: number; port_wait_ms: number; connect_attempts: number }[] = [];
+const logger: Logger = {
+  info: (msg, f) => {
+    if (msg === 'autostart: machine answers' && f) starts.push(f as never);
+  },
+  warn: () => undefined,
+  error: () => undefined,
+  child: () => logger,
+};
+const proxy = createProxy({ apiUrl: c.cluster.apiUrl, token: c.cluster.adminToken, listen: { host: '127.0.0.1', port: 0 }, autostopIntervalMs: 0, logger });
+const phase = (from: number) => {
+  const part = starts.slice(from);
+  return part.length === 0 ? undefined : {
+    api_ms: stats(part.map((x) => x.api_ms)),
+    port_wait_ms: stats(part.map((x) => x.port_wait_ms)),
+    connect_attempts: stats(part.map((x) => x.connect_attempts)),
+  };
+};
 try {
   const { url } = await proxy.start();
   const client = c.cluster.client;
@@ -56,6 +76,7 @@ try {
   const host = 'cold.localhost';
   await until(async () => (await firstByte(`${url}/`, host).catch(() => ({ status: 0 }))).status === 200, 10_000);
 
+  const startsBefore = starts.length;
   const fromStopped: number[] = [];
   const fromSuspended: number[] = [];
   let failed = 0;
@@ -66,6 +87,8 @@ try {
     if (r.status === 200) fromStopped.push(r.ms);
     else failed++;
   }
+  const stoppedStarts = phase(startsBefore);
+  const suspendedFrom = starts.length;
   for (let i = 0; i < cycles; i++) {
     await client.machines.suspend('cold', m.id);
     await until(() => proxy.pool.stateOf(proxy.pool.table.get(m.id)!) === 'suspended', 5000);
@@ -73,6 +96,7 @@ try {
     if (r.status === 200) fromSuspended.push(r.ms);
     else failed++;
   }
+  const suspendedStarts = phase(suspendedFrom);
   // autostop to zero, then wake: the controller's pass is driven directly (as its interval would)
   (proxy.autostop as unknown as { options: { minIdleMs: number } }).options.minIdleMs = 0;
   let wakeFailures = 0;
@@ -91,6 +115,7 @@ try {
     what: 'request through the proxy → first response byte, the app\'s only machine stopped (autostart: start via API + wait for port) or suspended (resume)',
     from_stopped_ms: stats(fromStopped),
     from_suspended_ms: stats(fromSuspended),
+    proxy_autostart_split: { from_stopped: stoppedStarts, from_suspended: suspendedStarts },
     failed_requests: failed,
     autostop_wake_cycles: { cycles, failed_requests: wakeFailures, wake_ms: stats(wake) },
     targets: { from_stopped_p50_ms: '<= 60', from_suspended_p50_ms: '<= 15', autostop_wake_failures: '0 of 100' },

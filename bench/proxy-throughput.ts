@@ -28,8 +28,9 @@ function ms(v: string): number {
   return m[2] === 'us' ? n / 1000 : m[2] === 's' ? n * 1000 : n;
 }
 
-function wrk(url: string, host: string, connections: number, duration = DURATION): WrkResult {
-  const out = execFileSync('wrk', ['-t', connections > 100 ? '2' : '1', '-c', String(connections), '-d', duration, '--latency', '-H', `Host: ${host}`, url], { encoding: 'utf8' });
+function wrk(url: string, host: string, connections: number, duration = DURATION, extraHeaders: string[] = []): WrkResult {
+  const headers = [`Host: ${host}`, ...extraHeaders].flatMap((h) => ['-H', h]);
+  const out = execFileSync('wrk', ['-t', connections > 100 ? '2' : '1', '-c', String(connections), '-d', duration, '--latency', ...headers, url], { encoding: 'utf8' });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
   const p50 = ms(/\s50%\s+(\S+)/.exec(out)?.[1] ?? '');
   const p99 = ms(/\s99%\s+(\S+)/.exec(out)?.[1] ?? '');
@@ -60,9 +61,9 @@ function cpuSeconds(pid: number): number {
 }
 
 /** wrk plus the CPU the proxy spent per request (steal-proof: the box is shared and noisy). */
-function measured(pid: number, url: string, host: string, connections: number, duration = DURATION): WrkResult & { proxy_cpu_us_per_request: number } {
+function measured(pid: number, url: string, host: string, connections: number, duration = DURATION, extraHeaders: string[] = []): WrkResult & { proxy_cpu_us_per_request: number } {
   const before = cpuSeconds(pid);
-  const r = wrk(url, host, connections, duration);
+  const r = wrk(url, host, connections, duration, extraHeaders);
   const used = cpuSeconds(pid) - before;
   return { ...r, proxy_cpu_us_per_request: Number(((used * 1e6) / Math.max(1, r.requests)).toFixed(1)) };
 }
@@ -129,6 +130,11 @@ async function main(): Promise<void> {
     const nginx = measured(children[1]!.pid!, `http://127.0.0.1:${nginxProxyPort}/`, host, 64);
     const hangarRun = measured(hangar.pid!, `http://127.0.0.1:${hangarPort}/`, host, 64);
     const thousand = wrk(`http://127.0.0.1:${hangarPort}/`, host, 1000, '5s');
+    // References added 2026-11-22 (the rows above keep their definitions): nginx at 1,000
+    // connections, and a new connection per request (accept cost, incl. the extra accept handles).
+    const thousandNginx = wrk(`http://127.0.0.1:${nginxProxyPort}/`, host, 1000, '5s');
+    const closeNginx = measured(children[1]!.pid!, `http://127.0.0.1:${nginxProxyPort}/`, host, 64, '5s', ['Connection: close']);
+    const closeHangar = measured(hangar.pid!, `http://127.0.0.1:${hangarPort}/`, host, 64, '5s', ['Connection: close']);
     const result = {
       benchmark: 'proxy-throughput',
       date: new Date().toISOString(),
@@ -140,6 +146,12 @@ async function main(): Promise<void> {
       added_p99_ms_nginx: Number((nginx.p99_ms - direct.p99_ms).toFixed(3)),
       cpu_per_request_ratio_vs_nginx: Number((hangarRun.proxy_cpu_us_per_request / nginx.proxy_cpu_us_per_request).toFixed(2)),
       connections_1000: thousand,
+      connections_1000_nginx: thousandNginx,
+      connection_per_request: {
+        what: 'wrk -t1 -c64 with "Connection: close": one TCP connection per request, 5 s each',
+        nginx_proxy: closeNginx, hangar_proxy: closeHangar,
+        throughput_ratio_vs_nginx: Number((closeHangar.rps / closeNginx.rps).toFixed(3)),
+      },
       targets: { throughput_ratio: '>= 0.8', added_p99_ms: '<= 2', connections_1000_errors: 0 },
     };
     writeFileSync(join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bench', 'results', 'proxy-throughput.json'), `${JSON.stringify(result, null, 2)}\n`);

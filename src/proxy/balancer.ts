@@ -35,6 +35,8 @@ export interface DecideOptions {
   autostart: boolean;
   /** Tie breaker in [0, 1); Math.random in production, fixed in tests. */
   random?: () => number;
+  /** `regionRank(regionOrder)` made once by the caller (it decides per request). */
+  rank?: (region: string) => number;
 }
 
 export function regionRank(regionOrder: string[]): (region: string) => number {
@@ -62,7 +64,7 @@ function closestLeastLoaded(list: Candidate[], rank: (r: string) => number, rand
 }
 
 export function decide(candidates: Candidate[], options: DecideOptions): Decision {
-  const rank = regionRank(options.regionOrder);
+  const rank = options.rank ?? regionRank(options.regionOrder);
   const random = options.random ?? Math.random;
   const routable = candidates.filter((c) => c.routable && c.state === 'started');
   const underHard = routable.filter((c) => c.load < c.hardLimit);

@@ -5,13 +5,14 @@
  * @module
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import type { RouteEvent, RouteMachine } from '../api-types/watch.js';
 import { HangarClient } from '../client/client.js';
 import { silentLogger, type Logger } from '../core/logger.js';
+import { AcceptBooster } from './accept-handles.js';
 import { AutostopController } from './autostop.js';
 import { HttpProxy } from './http-proxy.js';
 import { ProxyMetrics } from './metrics.js';
@@ -63,6 +64,12 @@ export interface ProxyOptions {
   resolveAddress?: (m: RouteMachine, internalPort: number) => Listen;
   /** Test seam: do not follow the API's route stream; feed events with `apply`. */
   manualRoutes?: boolean;
+  /**
+   * Extra accept handles per HTTP(S) listener while many connections are open (accept-handles.ts):
+   * each is one more connection accepted per event-loop iteration, which a burst of a thousand
+   * connections needs. Default 15; 0 spawns no helper process.
+   */
+  acceptHandles?: number;
 }
 
 export interface RunningProxy {
@@ -72,6 +79,17 @@ export interface RunningProxy {
   httpPort: number;
   httpsPort: number | undefined;
 }
+
+/** Accept queue per listener: a burst of a thousand connections must not overflow it (SYN retries cost 1 s). */
+const LISTEN_BACKLOG = 4096;
+/**
+ * Extra accept handles are added when this many client connections are open (loop iterations get
+ * long, one accept per iteration starves a burst) and dropped again below RELAX_BELOW after at
+ * least MIN_BOOST_MS (every new connection wakes every handle, which costs at low concurrency).
+ */
+const BOOST_AT = 128;
+const RELAX_BELOW = 32;
+const MIN_BOOST_MS = 5_000;
 
 export function createProxy(o: ProxyOptions) {
   const logger = o.logger ?? silentLogger;
@@ -125,16 +143,49 @@ export function createProxy(o: ProxyOptions) {
   let plain: Server | undefined;
   let secure: TlsServer | undefined;
   let metricsServer: HttpServer | undefined;
+  const boosters: AcceptBooster[] = [];
+  const extraHandles = o.acceptHandles ?? 15;
+  let boostBroken = false;
+  const relaxTimer = setInterval(() => {
+    if (http.connections() >= RELAX_BELOW) return;
+    for (const b of boosters) if (b.boosted && Date.now() - b.boostedAt >= MIN_BOOST_MS) b.relax();
+  }, 1_000);
+  relaxTimer.unref();
+  /** Called after every accepted client connection: many open → more accept handles. */
+  const maybeBoost = () => {
+    if (boostBroken || http.connections() < BOOST_AT) return;
+    for (const b of boosters) {
+      if (b.boosted) continue;
+      b.boost().catch((err: Error) => {
+        // Without the extra handles the proxy still serves; only bursts are accepted slowly.
+        boostBroken = true;
+        logger.warn('proxy: no extra accept handles; bursts of new connections will be accepted slowly', { error: err.message });
+      });
+    }
+  };
   let follower: ReturnType<typeof followRoutes> | undefined;
 
   const listen = (server: Server | HttpServer, l: Listen) =>
     new Promise<number>((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ port: l.port, host: l.host, backlog: 4096 }, () => {
+      server.listen({ port: l.port, host: l.host, backlog: LISTEN_BACKLOG }, () => {
         server.off('error', reject);
         resolve((server.address() as AddressInfo).port);
       });
     });
+  // Without the extra handles the proxy still serves; only a burst of new connections is accepted
+  // slowly, so a helper that does not start is a warning, not a failed start.
+  const moreAcceptHandles = async (server: Server, onConnection: (s: Socket) => void) => {
+    if (extraHandles === 0) return;
+    const b = new AcceptBooster(server, { copies: extraHandles, backlog: LISTEN_BACKLOG, onConnection });
+    try {
+      await b.start();
+      boosters.push(b);
+    } catch (err) {
+      boostBroken = true;
+      logger.warn('proxy: no extra accept handles; bursts of new connections will be accepted slowly', { error: (err as Error).message });
+    }
+  };
   const hostFor = (l: Listen) => (l.host.includes(':') ? `[${l.host}]` : l.host === '0.0.0.0' ? '127.0.0.1' : l.host);
 
   return {
@@ -144,14 +195,22 @@ export function createProxy(o: ProxyOptions) {
     autostop,
     http,
     tcp,
+    /** Accept handles per HTTP(S) listener right now (1 unless boosted). */
+    acceptHandles: () => boosters.map((b) => b.handles()),
     /** Feeds one route event (the watch stream does this; tests with `manualRoutes` call it). */
     apply,
     async start(): Promise<RunningProxy> {
       if (!o.manualRoutes) {
         follower = followRoutes({ apiUrl: o.apiUrl, token: o.token, logger, onEvent: apply });
       }
-      plain = createServer({ noDelay: true }, (s) => http.handle(s, 'http'));
-      const httpPort = await listen(plain, o.listen);
+      let plainPort: number | undefined;
+      plain = createServer({ noDelay: true }, (s) => {
+        http.handle(s, 'http', plainPort);
+        maybeBoost();
+      });
+      const httpPort = (plainPort = await listen(plain, o.listen));
+      const plainServer = plain;
+      await moreAcceptHandles(plain, (s) => plainServer.emit('connection', s));
       if (o.httpsListen) {
         await certs.ensureCa();
         secure = createTlsServer(
@@ -164,10 +223,16 @@ export function createProxy(o: ProxyOptions) {
             },
             handshakeTimeout: 10_000,
           },
-          (s) => http.handle(s, 'https'),
+          (s) => {
+            http.handle(s, 'https', httpsPort);
+            maybeBoost();
+          },
         );
         secure.on('tlsClientError', () => undefined);
         httpsPort = await listen(secure as unknown as Server, o.httpsListen);
+        // Raw sockets from the copies go through the TLS server's own connection handling.
+        const tlsServer = secure;
+        await moreAcceptHandles(secure as unknown as Server, (s) => tlsServer.emit('connection', s));
       }
       if (o.metricsListen) {
         metricsServer = createHttpServer((req, res) => {
@@ -197,6 +262,8 @@ export function createProxy(o: ProxyOptions) {
       };
     },
     async close(): Promise<void> {
+      clearInterval(relaxTimer);
+      await Promise.all(boosters.map((b) => b.close()));
       follower?.close();
       autostop.stop();
       tcp.close();

@@ -43,3 +43,16 @@ test('fly-replay parsing', () => {
   assert.deepEqual(parseFlyReplay('elsewhere=true'), { elsewhere: true });
   assert.equal(parseFlyReplay('nonsense'), undefined);
 });
+
+test('heads with NUL or a bare CR/LF are refused; header names are tokens', () => {
+  const h = (lines: string) => parseRequestHead(`GET / HTTP/1.1\r\n${lines}`, 100);
+  assert.throws(() => h('a: b\0c'), /NUL or a bare CR or LF/);
+  assert.throws(() => h('a: b\rc'), /NUL or a bare CR or LF/);
+  assert.throws(() => h('a: b\nc: d'), /NUL or a bare CR or LF/);
+  assert.throws(() => parseRequestHead('GET /\0 HTTP/1.1', 100), /NUL or a bare CR or LF/);
+  assert.throws(() => parseResponseHead('HTTP/1.1 200 OK\r\nx: \0'), (e: Error & { status?: number }) => e.status === 502);
+  assert.throws(() => h('näme: x'), /header name/);
+  assert.throws(() => h(': x'), /header line/);
+  const ok = h("X-A!#$%&'*+-.^_`|~9: v1 \r\nHost: a.b");
+  assert.deepEqual([ok.names, ok.values], [["x-a!#$%&'*+-.^_`|~9", 'host'], ['v1', 'a.b']]);
+});

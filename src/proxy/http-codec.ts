@@ -26,7 +26,21 @@ export interface Head {
   values: string[];
 }
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** tchar (RFC 9110 §5.6.2) by char code: a table lookup per character instead of a regex per name. */
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
+
+function isToken(s: string, from: number, to: number): boolean {
+  if (to <= from) return false;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 127 || TCHAR[c] === 0) return false;
+  }
+  return true;
+}
+
+/** NUL, or CR/LF that is not part of a CRLF line end: never allowed inside a head. */
+const BARE_CONTROL = /\0|\r(?!\n)|(?<!\r)\n/;
 
 export function headerValue(h: Head, name: string): string | undefined {
   for (let i = 0; i < h.names.length; i++) if (h.names[i] === name) return h.values[i];
@@ -39,16 +53,15 @@ function parseHeaders(lines: string[], from: number, h: Head, maxHeaders: number
     const line = lines[i]!;
     const colon = line.indexOf(':');
     if (colon <= 0) throw new HttpParseError(400, 'malformed header line');
-    const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) throw new HttpParseError(400, 'malformed header name');
-    const value = line.slice(colon + 1).trim();
-    if (/[\0\r\n]/.test(value)) throw new HttpParseError(400, 'malformed header value');
-    h.names.push(name.toLowerCase());
-    h.values.push(value);
+    if (!isToken(line, 0, colon)) throw new HttpParseError(400, 'malformed header name');
+    h.names.push(line.slice(0, colon).toLowerCase());
+    h.values.push(line.slice(colon + 1).trim());
   }
 }
 
+/** `text` is a whole head without its final CRLFCRLF; values are checked once for it, not per line. */
 export function parseRequestHead(text: string, maxHeaders: number): Head {
+  if (BARE_CONTROL.test(text)) throw new HttpParseError(400, 'malformed head: NUL or a bare CR or LF');
   const lines = text.split('\r\n');
   const m = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+) HTTP\/1\.([01])$/.exec(lines[0]!);
   if (!m) throw new HttpParseError(400, 'malformed request line');
@@ -58,6 +71,7 @@ export function parseRequestHead(text: string, maxHeaders: number): Head {
 }
 
 export function parseResponseHead(text: string): Head {
+  if (BARE_CONTROL.test(text)) throw new HttpParseError(502, 'malformed response head from the machine: NUL or a bare CR or LF');
   const lines = text.split('\r\n');
   const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(lines[0]!);
   if (!m) throw new HttpParseError(502, 'malformed status line from the machine');

@@ -12,7 +12,7 @@ import { connect, type Socket } from 'node:net';
 import type { RouteMachine } from '../api-types/watch.js';
 import type { Logger } from '../core/logger.js';
 import { BodyFramer, CRLFCRLF, headerValue, HttpParseError, parseRequestHead, parseResponseHead, requestFraming, responseFraming, type Head } from './http-codec.js';
-import type { ProxyMetrics } from './metrics.js';
+import { labelKey, type ProxyMetrics } from './metrics.js';
 import { ProxyError, type AcquireOptions, type Lease, type MachinePool } from './pool.js';
 import { parseFlyReplay, replaySource } from './replay.js';
 import { appFromHost, httpService, type ListenerKind } from './route-table.js';
@@ -55,17 +55,35 @@ const STATUS_TEXT: Record<number, string> = {
   500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
 };
 
+/**
+ * One buffer that every machine connection reads into (`onread`): no allocation and no stream
+ * bookkeeping per read. Its bytes are valid only during the callback, so whatever outlives it
+ * (a partial head, a body chunk handed to `write`) is copied with `own`; the common small response
+ * is copied behind its head anyway.
+ */
+const UPSTREAM_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+const own = (view: Buffer): Buffer => Buffer.from(view);
+
 class Upstream {
   owner: ClientConn | undefined;
   destroyed = false;
   /** When this pooled (idle) connection expires; checked by the proxy's sweeper. */
   idleUntil = Infinity;
-  constructor(readonly key: string, readonly socket: Socket, private readonly proxy: HttpProxy) {
-    socket.setNoDelay(true);
-    socket.on('data', (d: Buffer) => {
-      if (this.owner) this.owner.onUpstreamData(this, d);
-      else this.destroy(); // bytes on an idle connection: the machine is confused
+  readonly socket: Socket;
+  constructor(readonly key: string, host: string, port: number, private readonly proxy: HttpProxy) {
+    this.socket = connect({
+      host, port,
+      onread: {
+        buffer: UPSTREAM_READ_BUFFER,
+        callback: (n: number, buf: Uint8Array) => {
+          if (this.owner) this.owner.onUpstreamData(this, (buf as Buffer).subarray(0, n));
+          else this.destroy(); // bytes on an idle connection: the machine is confused
+          return true;
+        },
+      },
     });
+    const socket = this.socket;
+    socket.setNoDelay(true);
     socket.on('error', () => undefined);
     socket.on('close', () => {
       this.destroyed = true;
@@ -80,6 +98,9 @@ class Upstream {
 }
 
 let requestCounter = 0;
+const NO_HINTS: AcquireOptions = Object.freeze({});
+const ACTIVE_HTTP = labelKey({ kind: 'http' });
+const ACTIVE_HTTPS = labelKey({ kind: 'https' });
 const selectHttp = (m: RouteMachine) => httpService(m, 'http');
 const selectHttps = (m: RouteMachine) => httpService(m, 'https');
 
@@ -115,9 +136,10 @@ class ClientConn {
   private replaySrc: string | undefined;
   private hints: AcquireOptions = {};
 
-  constructor(readonly socket: Socket, readonly kind: ListenerKind, private readonly proxy: HttpProxy) {
+  constructor(readonly socket: Socket, readonly kind: ListenerKind, private readonly proxy: HttpProxy, listenerPort: number | undefined) {
     this.clientIp = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-    this.localPort = socket.localPort ?? 0;
+    // The listener's port when known: saves a getsockname per connection.
+    this.localPort = listenerPort ?? socket.localPort ?? 0;
     const https = kind === 'https';
     this.forwarded =
       `x-forwarded-proto: ${https ? 'https' : 'http'}\r\nx-forwarded-ssl: ${https ? 'on' : 'off'}\r\n` +
@@ -198,15 +220,31 @@ class ClientConn {
   private startRequest(h: Head): void {
     this.phase = 'routing';
     this.deadline = Infinity;
-    this.socket.pause();
+    // No pause here: bytes that arrive before the exchange wants them are kept by onData, which
+    // pauses then (a pause/resume pair per request costs a tick and stream bookkeeping).
     this.req = h;
     this.startedAt = performance.now();
     this.requestId = this.proxy.newRequestId();
     this.resHeadSent = false;
     this.replays = 0;
     this.replaySrc = undefined;
-    const connection = (headerValue(h, 'connection') ?? '').toLowerCase();
-    this.keepAlive = h.minor === 1 ? !/\bclose\b/.test(connection) : /\bkeep-alive\b/.test(connection);
+    // The headers routing needs, in one pass.
+    let connection = '';
+    let host: string | undefined;
+    let upgrade: string | undefined;
+    let force: string | undefined;
+    let prefer: string | undefined;
+    for (let i = 0; i < h.names.length; i++) {
+      switch (h.names[i]) {
+        case 'connection': connection = connection ? `${connection}, ${h.values[i]!.toLowerCase()}` : h.values[i]!.toLowerCase(); break;
+        case 'host': host ??= h.values[i]; break;
+        case 'upgrade': upgrade ??= h.values[i]; break;
+        case 'fly-force-instance-id': force ??= h.values[i]; break;
+        case 'fly-prefer-region': prefer ??= h.values[i]; break;
+        default: break;
+      }
+    }
+    this.keepAlive = h.minor === 1 ? connection === '' || !/\bclose\b/.test(connection) : /\bkeep-alive\b/.test(connection);
     try {
       this.reqFramer = new BodyFramer(requestFraming(h));
     } catch (err) {
@@ -215,9 +253,8 @@ class ClientConn {
     this.reqBodyDone = this.reqFramer.done;
     this.retained = [];
     this.retainedBytes = 0;
-    const host = headerValue(h, 'host');
     if (host === undefined) return this.fail(400, 'missing Host header');
-    const app = appFromHost(host, this.proxy.domain);
+    const app = this.proxy.appFor(host);
     if (!app) return this.respond(404, `hangar proxy: no app answers for host "${host}"; apps are reached as <app>.${this.proxy.domain}\n`);
     this.app = app;
     const pool = this.proxy.pool;
@@ -233,13 +270,13 @@ class ClientConn {
         return this.respond(301, `hangar proxy: ${location}\n`, [`location: ${location}`]);
       }
     }
-    this.upgrade = headerValue(h, 'upgrade') !== undefined && /\bupgrade\b/.test(connection);
-    const force = headerValue(h, 'fly-force-instance-id');
-    const prefer = headerValue(h, 'fly-prefer-region');
-    this.hints = {
-      ...(force ? { instance: force } : {}),
-      ...(prefer ? { preferRegions: prefer.split(',').map((r) => r.trim()).filter(Boolean) } : {}),
-    };
+    this.upgrade = upgrade !== undefined && /\bupgrade\b/.test(connection);
+    this.hints = force || prefer
+      ? {
+          ...(force ? { instance: force } : {}),
+          ...(prefer ? { preferRegions: prefer.split(',').map((r) => r.trim()).filter(Boolean) } : {}),
+        }
+      : NO_HINTS;
     this.route(app, this.hints);
   }
 
@@ -270,10 +307,10 @@ class ClientConn {
   /** Sends the request head (and what is known of the body) to the leased machine. */
   private send(fresh: boolean): void {
     const lease = this.lease!;
-    const key = `${lease.host}|${lease.port}`;
+    const key = lease.key;
     let up = fresh ? undefined : this.proxy.takeIdle(key);
     this.upReused = up !== undefined;
-    if (!up) up = new Upstream(key, connect({ host: lease.host, port: lease.port }), this.proxy);
+    if (!up) up = new Upstream(key, lease.host, lease.port, this.proxy);
     up.owner = this;
     this.up = up;
     this.resBuf = null;
@@ -342,17 +379,20 @@ class ClientConn {
     }
   }
 
+  /** `d` is a view of the shared read buffer: copy (`own`) whatever must outlive this call. */
   onUpstreamData(up: Upstream, d: Buffer): void {
     if (up !== this.up) return up.destroy();
     if (this.phase === 'upgraded') {
-      if (!this.socket.write(d)) this.backpressure(up.socket, this.socket);
+      if (!this.socket.write(own(d))) this.backpressure(up.socket, this.socket);
       return;
     }
     if (this.phase !== 'exchange') return up.destroy();
     if (this.resFramer) return this.forwardResponse(d);
+    // resBuf also marks "the machine has answered something" (no retry on a fresh connection then).
     const buf = (this.resBuf = this.resBuf ? Buffer.concat([this.resBuf, d]) : d);
     const end = buf.indexOf(CRLFCRLF);
     if (end < 0) {
+      if (buf === d) this.resBuf = own(d);
       if (buf.length > MAX_RESPONSE_HEAD) this.upstreamFailed(`response head larger than ${MAX_RESPONSE_HEAD} bytes`);
       return;
     }
@@ -405,7 +445,7 @@ class ClientConn {
     } else {
       this.socket.cork();
       this.socket.write(text, 'latin1');
-      ok = this.socket.write(n === rest.length ? rest : rest.subarray(0, n));
+      ok = this.socket.write(own(rest.subarray(0, n)));
       this.socket.uncork();
     }
     if (!ok) this.backpressure(up.socket, this.socket);
@@ -446,7 +486,7 @@ class ClientConn {
       return this.upstreamFailed((err as Error).message);
     }
     if (n < d.length) this.upstreamClose = true; // bytes after the response: do not reuse
-    if (n > 0 && !this.socket.write(n === d.length ? d : d.subarray(0, n))) this.backpressure(this.up!.socket, this.socket);
+    if (n > 0 && !this.socket.write(own(d.subarray(0, n)))) this.backpressure(this.up!.socket, this.socket);
     if (this.resFramer!.done) this.finish();
   }
 
@@ -456,7 +496,7 @@ class ClientConn {
     this.deadline = Infinity;
     this.timeoutStatus = 0;
     this.record();
-    if (rest.length > 0) this.socket.write(rest);
+    if (rest.length > 0) this.socket.write(own(rest));
     if (this.buf) {
       this.up!.socket.write(this.buf);
       this.buf = null;
@@ -552,7 +592,7 @@ class ClientConn {
 
   private record(): void {
     const m = this.proxy.metrics;
-    m.requests.inc({ app: this.app || '-', code: `${Math.floor(this.status / 100)}xx` });
+    m.requests.incKey(this.proxy.requestsKey(this.app || '-', this.status));
     m.latency.observe((performance.now() - this.startedAt) / 1000);
   }
 
@@ -587,7 +627,7 @@ class ClientConn {
     this.deadline = Date.now() + this.proxy.idleTimeoutMs;
     this.timeoutStatus = 0;
     if (this.buf) this.tryHead();
-    if (this.phase === 'head') this.socket.resume();
+    if (this.phase === 'head' && this.socket.isPaused()) this.socket.resume();
   }
 
   /** The sweeper found this connection past its deadline. */
@@ -663,20 +703,44 @@ export class HttpProxy {
     this.sweeper.unref();
   }
 
+  /** Series keys of `hangar_proxy_requests_total` per app and status class, made once. */
+  private readonly seriesKeys = new Map<string, string[]>();
+  /** App by Host header value; a request pays a map lookup instead of lowercasing and a regex. */
+  private readonly appsByHost = new Map<string, string | undefined>();
+
+  requestsKey(app: string, status: number): string {
+    let keys = this.seriesKeys.get(app);
+    if (!keys) {
+      // Bounded like appsByHost: unknown app names from clients reach here too (404s).
+      if (this.seriesKeys.size >= 4096) this.seriesKeys.clear();
+      this.seriesKeys.set(app, (keys = []));
+    }
+    const cls = Math.floor(status / 100);
+    return (keys[cls] ??= labelKey({ app, code: `${cls}xx` }));
+  }
+
+  appFor(host: string): string | undefined {
+    if (this.appsByHost.has(host)) return this.appsByHost.get(host);
+    const app = appFromHost(host, this.domain);
+    // Bounded: arbitrary Host values from clients must not grow it forever.
+    if (this.appsByHost.size >= 4096) this.appsByHost.clear();
+    this.appsByHost.set(host, app);
+    return app;
+  }
+
   newRequestId(): string {
     return `${this.idBase}${(requestCounter++).toString(36).padStart(6, '0')}-${this.region}`;
   }
 
   /** Takes a client connection (a plain socket or a TLS socket after the handshake). */
-  handle(socket: Socket, kind: ListenerKind): void {
-    const c = new ClientConn(socket, kind, this);
+  handle(socket: Socket, kind: ListenerKind, listenerPort?: number): void {
+    const c = new ClientConn(socket, kind, this, listenerPort);
     this.conns.add(c);
-    this.metrics.activeConnections.inc({ kind });
-    (c as { kindLabel?: string }).kindLabel = kind;
+    this.metrics.activeConnections.incKey(kind === 'https' ? ACTIVE_HTTPS : ACTIVE_HTTP);
   }
 
   drop(c: ClientConn): void {
-    if (this.conns.delete(c)) this.metrics.activeConnections.inc({ kind: c.kind }, -1);
+    if (this.conns.delete(c)) this.metrics.activeConnections.incKey(c.kind === 'https' ? ACTIVE_HTTPS : ACTIVE_HTTP, -1);
   }
 
   takeIdle(key: string): Upstream | undefined {
@@ -694,7 +758,7 @@ export class HttpProxy {
   putIdle(up: Upstream): void {
     let list = this.idle.get(up.key);
     if (!list) this.idle.set(up.key, (list = []));
-    if (list.length >= 512) return up.destroy();
+    if (list.length >= 2048) return up.destroy();
     up.idleUntil = Date.now() + this.upstreamIdleMs;
     list.push(up);
   }

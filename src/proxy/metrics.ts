@@ -6,18 +6,21 @@
 
 type Labels = Record<string, string>;
 
-const key = (labels: Labels | undefined) =>
+/** The series key of `labels` (sorted, escaped); callers on a hot path compute it once and use `incKey`. */
+export const labelKey = (labels: Labels | undefined) =>
   labels ? Object.keys(labels).sort().map((k) => `${k}="${String(labels[k]).replace(/["\\\n]/g, '_')}"`).join(',') : '';
 
 class Counter {
   private readonly values = new Map<string, number>();
   constructor(readonly name: string, readonly help: string) {}
   inc(labels?: Labels, by = 1): void {
-    const k = key(labels);
+    this.incKey(labelKey(labels), by);
+  }
+  incKey(k: string, by = 1): void {
     this.values.set(k, (this.values.get(k) ?? 0) + by);
   }
   get(labels?: Labels): number {
-    return this.values.get(key(labels)) ?? 0;
+    return this.values.get(labelKey(labels)) ?? 0;
   }
   render(type = 'counter'): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${type}`];
@@ -43,14 +46,21 @@ class Histogram {
   constructor(readonly name: string, readonly help: string, readonly buckets: number[]) {
     this.counts = buckets.map(() => 0);
   }
+  /** Counts `v` in its own bucket only (one per request); `render` makes the counts cumulative. */
   observe(v: number): void {
     this.sum += v;
     this.count++;
-    for (let i = 0; i < this.buckets.length; i++) if (v <= this.buckets[i]!) this.counts[i]!++;
+    for (let i = 0; i < this.buckets.length; i++) {
+      if (v <= this.buckets[i]!) {
+        this.counts[i]!++;
+        return;
+      }
+    }
   }
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
-    this.buckets.forEach((b, i) => lines.push(`${this.name}_bucket{le="${b}"} ${this.counts[i]}`));
+    let cumulative = 0;
+    this.buckets.forEach((b, i) => lines.push(`${this.name}_bucket{le="${b}"} ${(cumulative += this.counts[i]!)}`));
     lines.push(`${this.name}_bucket{le="+Inf"} ${this.count}`, `${this.name}_sum ${this.sum}`, `${this.name}_count ${this.count}`);
     return lines.join('\n');
   }

@@ -10,7 +10,7 @@ import type { RouteEvent, RouteMachine } from '../api-types/watch.js';
 import type { HangarClient } from '../client/client.js';
 import type { Logger } from '../core/logger.js';
 import type { AutostopMachine } from './autostop.js';
-import { decide, type Candidate } from './balancer.js';
+import { decide, regionRank, type Candidate } from './balancer.js';
 import type { ProxyMetrics } from './metrics.js';
 import { checksPass, httpService, machineAutostop, RouteTable, type ServiceMatch } from './route-table.js';
 
@@ -27,6 +27,8 @@ export interface Lease {
   /** The address to dial. */
   host: string;
   port: number;
+  /** `host|port`: names the pool of idle connections to that address. */
+  key: string;
   release(): void;
 }
 
@@ -64,6 +66,12 @@ interface Waiter {
   wake(): void;
 }
 
+interface MachineFacts {
+  settings: ReturnType<typeof machineAutostop>;
+  matches: Map<(m: RouteMachine) => ServiceMatch | undefined, ServiceMatch | undefined>;
+  addresses: Map<number, { host: string; port: number; key: string }>;
+}
+
 export class MachinePool {
   readonly table = new RouteTable();
   private readonly loads = new Map<string, number>();
@@ -80,7 +88,33 @@ export class MachinePool {
   private readonly forceHttpsCache = new Map<string, boolean>();
   private forceHttpsVersion = -1;
 
-  constructor(readonly options: PoolOptions) {}
+  private readonly rank: (region: string) => number;
+  /**
+   * Per machine object, what a request needs to know of it that only changes with the object (the
+   * table replaces a machine's object on every upsert, so a WeakMap entry can never be stale):
+   * the service a listener selects, autostop settings, and the address to dial.
+   */
+  private readonly perMachine = new WeakMap<RouteMachine, MachineFacts>();
+
+  constructor(readonly options: PoolOptions) {
+    this.rank = regionRank(options.regionOrder);
+  }
+
+  private facts(m: RouteMachine): MachineFacts {
+    let f = this.perMachine.get(m);
+    if (!f) this.perMachine.set(m, (f = { settings: machineAutostop(m), matches: new Map(), addresses: new Map() }));
+    return f;
+  }
+
+  private selectFor(m: RouteMachine, select: (m: RouteMachine) => ServiceMatch | undefined): ServiceMatch | undefined {
+    const cache = this.facts(m).matches;
+    if (cache.has(select)) return cache.get(select);
+    const match = select(m);
+    // Selectors are a few long-lived functions (one per listener kind or TCP port); the bound keeps
+    // a caller that makes one per request from growing the map.
+    if (cache.size < 16) cache.set(select, match);
+    return match;
+  }
 
   /** Whether plain-HTTP requests to `app` are redirected to HTTPS (its first http service says so). */
   forceHttps(app: string): boolean {
@@ -159,18 +193,26 @@ export class MachinePool {
     });
   }
 
-  private address(m: RouteMachine, internalPort: number): { host: string; port: number } {
-    return this.options.resolveAddress?.(m, internalPort) ?? { host: m.private_ip, port: internalPort };
+  private address(m: RouteMachine, internalPort: number): { host: string; port: number; key: string } {
+    // Resolved every time (the test seam may re-point a machine); the key string is kept.
+    const { host, port } = this.options.resolveAddress?.(m, internalPort) ?? { host: m.private_ip, port: internalPort };
+    const cache = this.facts(m).addresses;
+    let a = cache.get(internalPort);
+    if (!a || a.host !== host || a.port !== port) cache.set(internalPort, (a = { host, port, key: `${host}|${port}` }));
+    return a;
   }
 
   private lease(m: RouteMachine, match: ServiceMatch): Lease {
     this.loads.set(m.id, (this.loads.get(m.id) ?? 0) + 1);
     this.lastActive.set(m.id, Date.now());
     let released = false;
+    const a = this.address(m, match.internalPort);
     return {
       machine: m,
       match,
-      ...this.address(m, match.internalPort),
+      host: a.host,
+      port: a.port,
+      key: a.key,
       release: () => {
         if (released) return;
         released = true;
@@ -195,10 +237,10 @@ export class MachinePool {
       if (hints.instance && m.id !== hints.instance) continue;
       if (hints.region && m.region !== hints.region) continue;
       if (hints.exclude && m.id === hints.exclude) continue;
-      const match = select(m);
+      const match = this.selectFor(m, select);
       if (!match) continue;
       matches.set(m.id, { m, match });
-      const settings = machineAutostop(m);
+      const settings = this.facts(m).settings;
       autostart ||= settings.autostart;
       const draining = this.draining.has(m.id);
       const state = draining ? 'stopping' : this.stateOf(m);
@@ -220,8 +262,9 @@ export class MachinePool {
       const what = hints.instance ? `machine ${hints.instance}` : hints.region ? `a machine in region ${hints.region}` : 'a machine';
       throw new ProxyError(503, `app "${app}" has no ${what} with a service for this port`);
     }
-    const regionOrder = hints.preferRegions?.length ? [...hints.preferRegions, ...this.options.regionOrder] : this.options.regionOrder;
-    const d = decide(candidates, { regionOrder, autostart });
+    const d = hints.preferRegions?.length
+      ? decide(candidates, { regionOrder: [...hints.preferRegions, ...this.options.regionOrder], autostart })
+      : decide(candidates, { regionOrder: this.options.regionOrder, autostart, rank: this.rank });
     return { d, matches };
   }
 
@@ -304,19 +347,26 @@ export class MachinePool {
       const began = Date.now();
       const from = this.stateOf(m);
       p = (async () => {
+        const t0 = performance.now();
         try {
           await this.options.client.machines.start(m.app_name, m.id);
         } catch (err) {
           // Someone else started it meanwhile: fine, it answers below.
           if (!/already started|is started|current state: started/i.test((err as Error).message)) throw err;
         }
+        const t1 = performance.now();
         this.overrides.set(m.id, { state: 'started', until: Date.now() + 10_000, setAt: Date.now() });
         const { host, port } = this.address(m, match.internalPort);
-        await waitForPort(host, port, deadline);
+        const attempts = await waitForPort(host, port, deadline);
+        const t2 = performance.now();
         this.lastActive.set(m.id, Date.now());
         this.options.metrics.autostarts.inc({ app: m.app_name, from });
         this.options.metrics.autostartSeconds.observe((Date.now() - began) / 1000);
-        this.options.logger.info('autostart: machine answers', { app: m.app_name, machine: m.id, from, ms: Date.now() - began });
+        // The split says whose time it was: the API/agent start, or the app coming up to listen.
+        this.options.logger.info('autostart: machine answers', {
+          app: m.app_name, machine: m.id, from, ms: Date.now() - began,
+          api_ms: Number((t1 - t0).toFixed(2)), port_wait_ms: Number((t2 - t1).toFixed(2)), connect_attempts: attempts,
+        });
       })();
       this.starts.set(m.id, p);
       p.then(
@@ -369,10 +419,16 @@ export class MachinePool {
   }
 }
 
-/** Resolves once `host:port` accepts a TCP connection (the app is listening), retrying until `deadline`. */
-export async function waitForPort(host: string, port: number, deadline: number): Promise<void> {
+/**
+ * Resolves once `host:port` accepts a TCP connection (the app is listening), retrying until
+ * `deadline`; answers how many attempts it took. A refused connect on a local bridge costs tens of
+ * microseconds, so the first second retries every 1–2 ms (a request is waiting on it), later ones
+ * back off to 50 ms.
+ */
+export async function waitForPort(host: string, port: number, deadline: number): Promise<number> {
+  const began = Date.now();
   let delay = 1;
-  for (;;) {
+  for (let attempt = 1; ; attempt++) {
     const error = await new Promise<Error | undefined>((resolve) => {
       const s: Socket = connect({ host, port });
       const t = setTimeout(() => s.destroy(new Error('connect timeout')), Math.max(50, Math.min(1000, deadline - Date.now())));
@@ -386,9 +442,9 @@ export async function waitForPort(host: string, port: number, deadline: number):
         resolve(err);
       });
     });
-    if (!error) return;
+    if (!error) return attempt;
     if (Date.now() + delay > deadline) throw new Error(`its service at [${host}]:${port} did not accept connections in time (${error.message})`);
     await new Promise((r) => setTimeout(r, delay));
-    delay = Math.min(delay * 2, 20);
+    delay = Date.now() - began < 1000 ? Math.min(delay * 2, 2) : Math.min(delay * 2, 50);
   }
 }

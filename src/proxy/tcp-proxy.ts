@@ -6,10 +6,11 @@
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
+import type { RouteMachine } from '../api-types/watch.js';
 import type { Logger } from '../core/logger.js';
 import type { ProxyMetrics } from './metrics.js';
 import type { MachinePool } from './pool.js';
-import { tcpService, type TcpPortRoute } from './route-table.js';
+import { tcpService, type ServiceMatch, type TcpPortRoute } from './route-table.js';
 import type { CertStore } from './tls.js';
 
 export class TcpProxy {
@@ -37,7 +38,9 @@ export class TcpProxy {
     }
     for (const route of routes) {
       if (this.servers.has(route.port)) continue;
-      const onConnection = (socket: Socket) => this.handle(route, socket);
+      // One selector per listener: the pool caches service matches per selector.
+      const select = (m: RouteMachine) => tcpService(m, route.port);
+      const onConnection = (socket: Socket) => this.handle(route, select, socket);
       const certs = this.certs;
       const server: Server = route.tls && certs
         ? createTlsServer({ SNICallback: (name, cb) => void certs.context(name).then((c) => cb(null, c), (e: Error) => cb(e)) }, onConnection)
@@ -56,7 +59,7 @@ export class TcpProxy {
     return [...this.servers.keys()];
   }
 
-  private handle(route: TcpPortRoute, socket: Socket): void {
+  private handle(route: TcpPortRoute, select: (m: RouteMachine) => ServiceMatch | undefined, socket: Socket): void {
     this.sockets.add(socket);
     this.metrics.tcpConnections.inc({ app: route.app });
     this.metrics.activeConnections.inc({ kind: 'tcp' });
@@ -71,7 +74,7 @@ export class TcpProxy {
       this.metrics.activeConnections.inc({ kind: 'tcp' }, -1);
       release();
     });
-    this.pool.acquire(route.app, (m) => tcpService(m, route.port)).then(
+    this.pool.acquire(route.app, select).then(
       (lease) => {
         release = () => lease.release();
         if (closed) return lease.release();
