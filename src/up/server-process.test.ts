@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { repoRoot } from '../testkit/paths.js';
+import { waitForUp } from '../testkit/processes.js';
 import { freeLoopbackPort } from '../testkit/registry.js';
 import { SERVER_MALLOC_ENV, SERVER_V8_FLAGS, serverProcessEnv } from './server-process.js';
 
@@ -63,21 +64,9 @@ describe('server process launch settings', () => {
       'up', '--driver', 'fake', '--no-proxy', '--data-dir', join(dir, 'data'),
       '--api-listen', `127.0.0.1:${await freeLoopbackPort()}`, '--agent-listen', `127.0.0.1:${await freeLoopbackPort()}`,
     ], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
     let agent: number | undefined;
     try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`hangar up did not come up in 60 s:\n${output}`)), 60_000);
-        up.stderr!.on('data', (d) => (output += d));
-        up.stdout!.on('data', (d) => {
-          output += d;
-          if (output.includes('hangar: up.')) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-        up.once('exit', (code) => reject(new Error(`hangar up exited early (${code}):\n${output}`)));
-      });
+      await waitForUp(up, () => {});
       const children = readFileSync(`/proc/${up.pid}/task/${up.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
       agent = children.find((pid) => procArgv(pid).includes('agent'));
       assert.ok(agent, `no agent child of hangar up (children: ${children.join(', ')})`);

@@ -5,7 +5,6 @@
  * images machines use (started or stopped) and removes them once the machines are destroyed.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import type { HostImage } from '../../src/api-types/image.js';
 import { crunClusterUnavailable, startCrunCluster, type CrunCluster } from '../../src/testkit/crun-cluster.js';
 import { buildBusyboxImage, writeDockerArchive, writeOciArchive } from '../../src/testkit/images.js';
 import { repoRoot } from '../../src/testkit/paths.js';
+import { runCommand } from '../../src/testkit/processes.js';
 import { waitHttp } from './crun-helpers.js';
 
 const unavailable = crunClusterUnavailable();
@@ -21,21 +21,7 @@ const APP = 'imgs';
 // The compiled entry behind bin/hangar (bin/hangar would rebuild first when sources changed).
 const MAIN = join(repoRoot(), 'dist', 'src', 'main.js');
 
-function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
-}
+const runCli = (args: string[], env: NodeJS.ProcessEnv) => runCommand(process.execPath, [MAIN, ...args], env);
 
 describe('image import on crun', { skip: unavailable, timeout: 240_000 }, () => {
   let c: CrunCluster;

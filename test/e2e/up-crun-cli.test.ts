@@ -15,6 +15,7 @@ import { silentLogger } from '../../src/core/logger.js';
 import { crunClusterUnavailable } from '../../src/testkit/crun-cluster.js';
 import { buildBusyboxImage } from '../../src/testkit/images.js';
 import { repoRoot } from '../../src/testkit/paths.js';
+import { runCommand, waitForUp } from '../../src/testkit/processes.js';
 import { freeLoopbackPort, startRegistry, type TestRegistry } from '../../src/testkit/registry.js';
 import { waitHttp } from '../api/crun-helpers.js';
 
@@ -22,21 +23,7 @@ const BIN = join(repoRoot(), 'bin', 'hangar');
 const NETWORK = { bridge: 'hgke2e0', ipv4Cidr: '10.199.0.0/16', ipv6Net: 0xe2e, netnsPrefix: 'hke2e-', nftTable: 'hangar_hgke2e0' };
 const unavailable = crunClusterUnavailable();
 
-function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
-}
+const runCli = (args: string[], env: NodeJS.ProcessEnv) => runCommand(BIN, args, env);
 
 function crunContainers(root: string): string[] {
   if (!existsSync(root)) return [];
@@ -66,18 +53,7 @@ describe('hangar up (crun) and the CLI on a real machine', { skip: unavailable, 
     delete env.HANGAR_API_URL;
     delete env.HANGAR_API_TOKEN;
     up = spawn(BIN, ['up', '--data-dir', join(dir, 'data'), '--api-listen', `127.0.0.1:${apiPort}`, '--agent-listen', `127.0.0.1:${agentPort}`, '--proxy-listen', `127.0.0.1:${proxyPort}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    up.stderr!.on('data', (d) => (upOutput += d));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`hangar up did not come up in 60 s:\n${upOutput}`)), 60_000);
-      up.stdout!.on('data', (d) => {
-        upOutput += d;
-        if (upOutput.includes('hangar: up.')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      up.once('exit', (code) => reject(new Error(`hangar up exited early (${code}):\n${upOutput}`)));
-    });
+    await waitForUp(up, (chunk) => (upOutput += chunk));
   });
 
   after(async () => {

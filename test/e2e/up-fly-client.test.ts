@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { repoRoot } from '../../src/testkit/paths.js';
+import { runCommand, waitForUp } from '../../src/testkit/processes.js';
 import { freeLoopbackPort as freePort } from '../../src/testkit/registry.js';
 
 const require = createRequire(import.meta.url);
@@ -29,21 +30,7 @@ interface FlyAdminClient {
 }
 
 
-function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
-}
+const runCli = (args: string[], env: NodeJS.ProcessEnv) => runCommand(BIN, args, env, 30_000);
 
 describe('hangar up with an unmodified Fly client and the CLI', () => {
   let dir: string;
@@ -69,18 +56,7 @@ describe('hangar up with an unmodified Fly client and the CLI', () => {
       ['up', '--driver', 'fake', '--data-dir', join(dir, 'data'), '--api-listen', `127.0.0.1:${apiPort}`, '--agent-listen', `127.0.0.1:${agentPort}`, '--proxy-listen', `127.0.0.1:${proxyPort}`, '--region', 'ams'],
       { env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    up.stderr!.on('data', (d) => (upOutput += d));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`hangar up did not come up in 60 s:\n${upOutput}`)), 60_000);
-      up.stdout!.on('data', (d) => {
-        upOutput += d;
-        if (upOutput.includes('hangar: up.')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      up.once('exit', (code) => reject(new Error(`hangar up exited early (${code}):\n${upOutput}`)));
-    });
+    await waitForUp(up, (chunk) => (upOutput += chunk));
     token = readFileSync(join(dir, 'data', 'admin-token'), 'utf8').trim();
   });
 
