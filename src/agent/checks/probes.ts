@@ -31,47 +31,52 @@ function label(spec: CheckSpec): string {
   return spec.type === 'http' ? `HTTP ${spec.method} ${spec.path}` : `TCP connect to port ${spec.port ?? '?'}`;
 }
 
-function tcpProbe(spec: CheckSpec, host: string, port: number, signal?: AbortSignal): Promise<ProbeResult> {
+/**
+ * The frame every probe shares: `begin` starts the attempt and calls `finish` with its outcome; the
+ * first outcome wins, whether it is the attempt's, the timeout's or a cancel, and `close` (which
+ * `begin` returns) then ends the attempt's socket.
+ */
+function probe(spec: CheckSpec, signal: AbortSignal | undefined, begin: (finish: (result: ProbeResult) => void) => () => void): Promise<ProbeResult> {
   return new Promise((resolve) => {
-    const socket = connect({ host, port });
     let done = false;
+    let close: (() => void) | undefined;
     const finish = (result: ProbeResult) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
-      socket.destroy();
+      close?.();
       resolve(result);
     };
     const onAbort = () => finish({ passing: false, output: `${label(spec)}: cancelled` });
     const timer = setTimeout(() => finish({ passing: false, output: `${label(spec)}: timed out after ${spec.timeoutMs} ms` }), spec.timeoutMs);
     signal?.addEventListener('abort', onAbort, { once: true });
+    close = begin(finish);
+    if (done) close();
+  });
+}
+
+function tcpProbe(spec: CheckSpec, host: string, port: number, signal?: AbortSignal): Promise<ProbeResult> {
+  return probe(spec, signal, (finish) => {
+    const socket = connect({ host, port });
     socket.once('connect', () => finish({ passing: true, output: `${label(spec)}: connected` }));
     socket.once('error', (err) => finish({ passing: false, output: `${label(spec)}: ${describeError(err)}` }));
+    return () => socket.destroy();
   });
 }
 
 function httpProbe(spec: CheckSpec, host: string, port: number, signal?: AbortSignal): Promise<ProbeResult> {
-  return new Promise((resolve) => {
-    const headers: Record<string, string | string[]> = {};
-    for (const [name, value] of spec.headers) {
-      const existing = headers[name];
-      headers[name] = existing === undefined ? value : [...(Array.isArray(existing) ? existing : [existing]), value];
-    }
-    if (!Object.keys(headers).some((h) => h.toLowerCase() === 'user-agent')) headers['user-agent'] = 'hangar-health-check';
-    const options = {
-      host, port, method: spec.method, path: spec.path, headers, agent: false as const,
-      ...(spec.protocol === 'https' ? { rejectUnauthorized: !spec.tlsSkipVerify, ...(spec.tlsServerName ? { servername: spec.tlsServerName } : {}) } : {}),
-    };
-    let done = false;
-    const finish = (result: ProbeResult) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      req.destroy();
-      resolve(result);
-    };
+  const headers: Record<string, string | string[]> = {};
+  for (const [name, value] of spec.headers) {
+    const existing = headers[name];
+    headers[name] = existing === undefined ? value : [...(Array.isArray(existing) ? existing : [existing]), value];
+  }
+  if (!Object.keys(headers).some((h) => h.toLowerCase() === 'user-agent')) headers['user-agent'] = 'hangar-health-check';
+  const options = {
+    host, port, method: spec.method, path: spec.path, headers, agent: false as const,
+    ...(spec.protocol === 'https' ? { rejectUnauthorized: !spec.tlsSkipVerify, ...(spec.tlsServerName ? { servername: spec.tlsServerName } : {}) } : {}),
+  };
+  return probe(spec, signal, (finish) => {
     const onResponse = (res: IncomingMessage) => {
       const status = res.statusCode ?? 0;
       res.resume();
@@ -79,11 +84,9 @@ function httpProbe(spec: CheckSpec, host: string, port: number, signal?: AbortSi
       finish({ passing: status >= 200 && status < 300, output: `${label(spec)}: ${text}` });
     };
     const req = spec.protocol === 'https' ? httpsRequest(options, onResponse) : httpRequest(options, onResponse);
-    const onAbort = () => finish({ passing: false, output: `${label(spec)}: cancelled` });
-    const timer = setTimeout(() => finish({ passing: false, output: `${label(spec)}: timed out after ${spec.timeoutMs} ms` }), spec.timeoutMs);
-    signal?.addEventListener('abort', onAbort, { once: true });
     req.once('error', (err) => finish({ passing: false, output: `${label(spec)}: ${describeError(err)}` }));
     req.end();
+    return () => req.destroy();
   });
 }
 
