@@ -1,6 +1,6 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeCliConfig } from './config.js';
 import { emptyDir, fakeMachine, runHangar, startFakeApi } from './testing.js';
@@ -140,6 +140,15 @@ describe('configuration', () => {
     const t = await runHangar('auth token');
     assert.equal(t.code, 1);
     assert.equal(t.stderr, 'Error: no API token: run `hangar up` on this host, or set HANGAR_API_TOKEN\n');
+  });
+
+  it('version prints the package version, platform and node, with no API or token needed', async () => {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const t = await runHangar('version');
+    assert.equal(t.code, 0, t.stderr);
+    assert.equal(t.stdout, `hangar v${pkg.version} ${process.platform}/${process.arch} node ${process.version}\n`);
+    const json = await runHangar('version --json');
+    assert.deepEqual(JSON.parse(json.stdout), { version: pkg.version, os: process.platform, arch: process.arch, node: process.version });
   });
 
   it('reports a broken config file', async () => {

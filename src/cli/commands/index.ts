@@ -30,6 +30,7 @@ import { machineSuspend } from './machine/suspend.js';
 import { machineUncordon } from './machine/uncordon.js';
 import { machineUpdate } from './machine/update.js';
 import { machineWait } from './machine/wait.js';
+import { version } from './version/version.js';
 
 export const GROUPS: Group[] = [
   { path: ['apps'], aliases: ['app'], description: 'Manage apps' },
@@ -48,4 +49,5 @@ export const COMMANDS: Command[] = [
   leasesView, leasesClear,
   imageImport, imageList, imageGc,
   authToken,
+  version,
 ];
