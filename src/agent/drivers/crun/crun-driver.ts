@@ -29,7 +29,7 @@ import { SIGNALS } from '../../../core/signals.js';
 import { type Driver, type DriverCapabilities, type DriverStatus, type ExecOptions, type ExitInfo, type ImageGcOptions, type StopOptions, type StoredImage, execTimeoutError } from '../driver.js';
 import { type LogLine, readLogFiles, type ReadLogsOptions, rotateIfNeeded } from './logs.js';
 import { buildOciSpec, hostsFile, machineArgv, resolvConf } from './oci-spec.js';
-import { cgroupPids, monotonicUsec, oomKilledSince, processAlive, processStats } from './procfs.js';
+import { cgroupPids, monotonicUsec, oomKilledSince, processAlive, processRunning, processStats } from './procfs.js';
 import type { DriverImage, DriverNetwork, ImageProvider, NetworkMachine, NetworkProvider } from './providers.js';
 import { findExecutable, resolveUser, writeMachineFiles } from './rootfs.js';
 import { findRuntime, OciRuntime, type ShimOverlay } from './runtime.js';
@@ -69,6 +69,12 @@ export interface CrunDriverOptions {
    * hence a small bound. Default 32; 0 turns it off.
    */
   warmRootfsLimit?: number;
+  /**
+   * Start the per-run shims from one long-lived busybox `sh` (see `shim-spawner.ts`) instead of
+   * spawning each from the agent (a fork of the whole agent process). Default true; without
+   * /bin/busybox the agent spawns them itself.
+   */
+  shimSpawner?: boolean;
 }
 
 /** Attaching waits for stopped machines to give up their veth at this many ports (bridge maximum 1,023). */
@@ -160,7 +166,7 @@ export class CrunDriver implements Driver {
     if (!bin) {
       throw new HangarError('failed_precondition', `no OCI runtime found (${options.runtime ?? 'crun or runc'}); run \`hangar host setup\` to install crun, or use --driver fake`);
     }
-    this.runtime = new OciRuntime(bin, join(options.dataDir, 'runtime'));
+    this.runtime = new OciRuntime(bin, join(options.dataDir, 'runtime'), { useSpawner: options.shimSpawner !== false });
     this.machinesDir = join(options.dataDir, 'machines');
     this.logger = (options.logger ?? silentLogger).child({ driver: 'crun' });
     this.tini = options.tini ?? '/usr/bin/tini-static';
@@ -296,7 +302,7 @@ export class CrunDriver implements Driver {
     const started = new Promise<number>((resolve, reject) => (run.onStarted = { resolve, reject }));
     this.watchRun(m, run);
     try {
-      run.shimPid = this.runtime.launchShim({ id, bundle: paths.bundle, runDir: paths.runDir, stdoutFile: paths.stdout, stderrFile: paths.stderr, ...(overlay ? { overlay } : {}) });
+      run.shimPid = await this.runtime.launchShim({ id, bundle: paths.bundle, runDir: paths.runDir, stdoutFile: paths.stdout, stderrFile: paths.stderr, ...(overlay ? { overlay } : {}) });
     } catch (err) {
       this.endWatch(run);
       await this.options.images.unmountRootfs(m.dir).catch(() => {});
@@ -396,7 +402,7 @@ export class CrunDriver implements Driver {
     }
     // The shim died without writing the file (killed, or the host rebooted): the run is over when
     // the container is gone too.
-    if (run.shimPid && !processAlive(run.shimPid) && !processAlive(m.pid)) {
+    if (run.shimPid && !processRunning(run.shimPid) && !processAlive(m.pid)) {
       const again = await readFile(paths.exitCode, 'utf8').catch(() => undefined);
       if (run.ended || m.run !== run) return;
       if (again?.endsWith('\n')) this.ended(m, run, Number(again.trim()), Date.now());
@@ -755,7 +761,7 @@ export class CrunDriver implements Driver {
     this.closed = true;
     clearInterval(this.rotation);
     await this.pinning;
-    await this.runtime.unpin();
+    await Promise.all([this.runtime.unpin(), this.runtime.closeSpawner()]);
     // Warm overlays are this agent's cache: none outlives it.
     await Promise.all([...this.warmSet.values()].map((m) => this.evict(m)));
     for (const m of this.machines.values()) {
