@@ -1,8 +1,9 @@
 /**
  * The OCI runtime binary (crun, or runc when crun is missing: same commands, same code path) with
  * our own state root, so `list` only ever shows Hangar's containers of this agent, run from a
- * read-only bind mount of itself (`pin`). Also the per-machine shim: a tiny `sh` script, started in
- * its own session with stdio on the machine's log files, that mounts the machine's rootfs when
+ * read-only bind mount of itself (`pin`). Also the per-machine shim: a tiny `sh` script, started by
+ * the shim spawner (`shim-spawner.ts`; in its own session, by the agent itself as a fallback) with
+ * stdio on the machine's log files, that mounts the machine's rootfs when
  * asked, runs `RUNTIME run` in the foreground and writes the exit status to `run/exit-code` when
  * the container ends. The agent is never the container's parent, so it can restart (or crash)
  * while machines keep running, and it learns about exits from the file.
