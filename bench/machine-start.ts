@@ -9,12 +9,15 @@
  *   3. the floor: a bare `crun run -d` of the agent's bundle (an overlay of the same image, same netns, cgroup
  *      limits; the overlay is mounted beforehand, untimed) → 200; twice, interleaved: `crun` as
  *      installed (the reference of every recorded run) and crun from the agent's read-only bind
- *      mount of its binary (`OciRuntime.pin`: no re-exec of itself), the floor the agent now has.
- * Writes bench/results/machine-start.json. Needs root, crun, tini-static, busybox-static,
+ *      mount of its binary (`OciRuntime.pin`: no re-exec of itself), the floor the agent now has;
+ *   4. the agent's HTTP RPC of a second in-process agent whose driver spawns each shim itself
+ *      (`shimSpawner: false`, a fork of the agent per start: the code before the shim spawner), on
+ *      a machine of its own, so the spawner's effect is measured inside the same run.
+ * Writes bench/results/machine-start.json (or bench/results/NAME.json with a second argument). Needs root, crun, tini-static, busybox-static,
  * docker-registry and skopeo. Targets (issue: runtime): public API p50 ≤ 30 ms, p99 ≤ 80 ms,
  * p50 ≤ 1.5× the bare floor.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/machine-start.js [cycles]
+ *   npx tsc -p tsconfig.json && node dist/bench/machine-start.js [cycles] [NAME]
  * @module
  */
 import { spawn } from 'node:child_process';
@@ -30,6 +33,8 @@ import { baseSpec } from '../src/agent/drivers/driver.conformance.js';
 import { startCrunHangar } from './lib/crun-hangar.js';
 
 const cycles = Number(process.argv[2] ?? 100);
+const outName = process.argv[3] ?? 'machine-start';
+if (!/^machine-start[\w.-]*$/.test(outName)) throw new Error(`result name ${JSON.stringify(outName)}: must start with machine-start (letters, digits, . _ -), e.g. machine-start-round4-1`);
 const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
 
 function get(host: string, port: number): Promise<number> {
@@ -107,8 +112,14 @@ async function main(): Promise<void> {
   const token = 'bench-token';
   const agent = createAgent({ dataDir, region: 'lcl', driver, token, logger: silentLogger, listen: { host: '127.0.0.1', port: 0 } });
   const { url } = await agent.start();
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${url}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+  // The same agent code whose driver spawns every shim itself (the start path before the spawner).
+  const spawnDataDir = join(root, 'agent-spawn');
+  await mkdir(spawnDataDir, { recursive: true });
+  const spawnDriver = new CrunDriver({ dataDir: spawnDataDir, images: providers.images, network: providers.network, shimSpawner: false });
+  const spawnAgent = createAgent({ dataDir: spawnDataDir, region: 'lcl', driver: spawnDriver, token, logger: silentLogger, listen: { host: '127.0.0.1', port: 0 } });
+  const spawnUrl = (await spawnAgent.start()).url;
+  const call = async (method: string, path: string, body?: unknown, base = url) => {
+    const res = await fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
     const text = await res.text();
     if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
     return JSON.parse(text) as unknown;
@@ -118,8 +129,21 @@ async function main(): Promise<void> {
   const agentSamples: number[] = [];
   const bareSamples: number[] = [];
   const barePinnedSamples: number[] = [];
+  const agentSpawnSamples: number[] = [];
+  const spawnSpec = baseSpec({ config: { image: 'docker.io/library/busybox:latest', restart: { policy: 'no' } } });
   try {
     await call('POST', '/agent/v1/machines', { spec, start: false });
+    await call('POST', '/agent/v1/machines', { spec: spawnSpec, start: false }, spawnUrl);
+    const spawnIpv4 = (JSON.parse(await readFile(join(spawnDataDir, 'machines', spawnSpec.id, 'machine.json'), 'utf8')) as { network: { ipv4: string } }).network.ipv4;
+    const agentSpawnCycle = async () => {
+      const began = performance.now();
+      await call('POST', `/agent/v1/machines/${spawnSpec.id}/start`, undefined, spawnUrl);
+      await firstOk(spawnIpv4);
+      const took = performance.now() - began;
+      await call('POST', `/agent/v1/machines/${spawnSpec.id}/stop`, { signal: 15, timeout_ms: 2000 }, spawnUrl);
+      return took;
+    };
+    await agentSpawnCycle();
     const ipv4 = (JSON.parse(await readFile(join(dataDir, 'machines', spec.id, 'machine.json'), 'utf8')) as { network: { ipv4: string } }).network.ipv4;
     const agentCycle = async () => {
       const began = performance.now();
@@ -173,16 +197,19 @@ async function main(): Promise<void> {
     // hits all four alike and the ratios compare like with like (earlier runs measured the paths one
     // after the other). 3 warm-up rounds.
     for (let i = 0; i < cycles + 3; i++) {
-      const round = [await api.cycle(), await agentCycle(), await bareCycle(false), await bareCycle(true)];
+      const round = [await api.cycle(), await agentCycle(), await bareCycle(false), await bareCycle(true), await agentSpawnCycle()];
       if (i < 3) continue;
       apiSamples.push(round[0]!);
       agentSamples.push(round[1]!);
       bareSamples.push(round[2]!);
       barePinnedSamples.push(round[3]!);
+      agentSpawnSamples.push(round[4]!);
     }
   } finally {
     await call('DELETE', `/agent/v1/machines/${spec.id}?force=true`).catch(() => {});
+    await call('DELETE', `/agent/v1/machines/${spawnSpec.id}?force=true`, undefined, spawnUrl).catch(() => {});
     await agent.close();
+    await spawnAgent.close();
     await providers.cleanup().catch(() => {});
     await rm(root, { recursive: true, force: true });
     await api.close();
@@ -192,14 +219,16 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     host: { node: process.version, runtime: driver.runtime.name },
     cycles,
-    what: 'start of a stopped machine → first HTTP 200 from busybox httpd on its private IP: through the public API of `hangar up --driver crun` (private 6PN IPv6), through the agent HTTP RPC (private IPv4), and the floor: bare `crun run -d` of the same bundle → first HTTP 200, as installed and from the agent\'s read-only bind mount of crun (no self re-exec), interleaved',
+    what: 'start of a stopped machine → first HTTP 200 from busybox httpd on its private IP: through the public API of `hangar up --driver crun` (private 6PN IPv6), through the agent HTTP RPC (private IPv4), and the floor: bare `crun run -d` of the same bundle → first HTTP 200, as installed and from the agent\'s read-only bind mount of crun (no self re-exec), and the agent RPC of a second agent whose driver spawns each shim itself (no shim spawner: the previous start path), interleaved',
     api_start_to_http_200_ms: stats(apiSamples),
     agent_start_to_http_200_ms: stats(agentSamples),
     bare_crun_run_to_http_200_ms: stats(bareSamples),
     bare_pinned_crun_run_to_http_200_ms: stats(barePinnedSamples),
+    agent_shim_spawned_by_agent_to_http_200_ms: stats(agentSpawnSamples),
     ratios_p50: {
       api_vs_bare: ratio(stats(apiSamples).p50, stats(bareSamples).p50),
       agent_vs_bare: ratio(stats(agentSamples).p50, stats(bareSamples).p50),
+      agent_shim_spawned_by_agent_vs_bare: ratio(stats(agentSpawnSamples).p50, stats(bareSamples).p50),
       api_vs_bare_pinned: ratio(stats(apiSamples).p50, stats(barePinnedSamples).p50),
     },
     ratios_p99: {
@@ -209,7 +238,7 @@ async function main(): Promise<void> {
     targets: { api_p50_ms: 30, api_p99_ms: 80, api_vs_bare_p50: 1.5 },
   };
   await mkdir(new URL('../../bench/results/', import.meta.url), { recursive: true });
-  await writeFile(new URL('../../bench/results/machine-start.json', import.meta.url), `${JSON.stringify(result, null, 2)}\n`);
+  await writeFile(new URL(`../../bench/results/${outName}.json`, import.meta.url), `${JSON.stringify(result, null, 2)}\n`);
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 }
 

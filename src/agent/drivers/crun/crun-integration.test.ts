@@ -195,6 +195,49 @@ describe('crun driver on a real host', { skip: unavailable, timeout: 120_000 }, 
     await second.destroy(spec.id);
   });
 
+  test('shims come from the spawner; a killed spawner leaves its machines running and the next start gets a new one; without it the agent spawns them', async () => {
+    const driver = newDriver();
+    const a = track(baseSpec());
+    const b = track(baseSpec());
+    const ipv4 = async (id: string) => (JSON.parse(await readFile(join(root, 'agent', 'machines', id, 'machine.json'), 'utf8')).network as { ipv4: string }).ipv4;
+    const shimOf = async (id: string) => (JSON.parse(await readFile(join(root, 'agent', 'machines', id, 'run', 'run.json'), 'utf8')) as { shim_pid: number }).shim_pid;
+    const parentOf = async (pid: number) => { const st = await readFile(`/proc/${pid}/stat`, 'utf8'); return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]); };
+    await driver.create(a);
+    await driver.create(b);
+    await driver.start(a.id);
+    const spawner = driver.runtime.spawnerPid;
+    assert.ok(spawner, 'a spawner runs after the first start');
+    assert.equal(await parentOf(await shimOf(a.id)), spawner);
+    process.kill(spawner, 'SIGKILL');
+    for (let i = 0; driver.runtime.spawnerPid !== undefined; i++) {
+      assert.ok(i < 400, 'the driver notices the spawner died');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal((await waitHttp(await ipv4(a.id))).status, 200, 'its machine keeps running');
+    await driver.start(b.id);
+    assert.equal((await waitHttp(await ipv4(b.id))).status, 200);
+    const second = driver.runtime.spawnerPid;
+    assert.ok(second && second !== spawner, 'a new spawner');
+    assert.equal(await parentOf(await shimOf(b.id)), second);
+    // The orphaned shim still reports its run's end.
+    const stopped = await driver.stop(a.id, { signal: SIGNALS.SIGTERM, timeoutMs: 2000 });
+    assert.equal(stopped.requested_stop, true);
+    await driver.stop(b.id, { signal: SIGNALS.SIGTERM, timeoutMs: 2000 });
+    await driver.close();
+    for (let i = 0; existsSync(`/proc/${second}`) && i < 200; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(existsSync(`/proc/${second}`), false, 'close ends the spawner');
+
+    const own = new CrunDriver({ dataDir: join(root, 'agent'), images: providers.images, network: providers.network, shimSpawner: false });
+    drivers.push(own);
+    await own.recover([a, b]);
+    await own.start(a.id);
+    assert.equal(own.runtime.spawnerPid, undefined);
+    assert.equal(await parentOf(await shimOf(a.id)), process.pid);
+    assert.equal((await waitHttp(await ipv4(a.id))).status, 200);
+    await own.destroy(a.id);
+    await own.destroy(b.id);
+  });
+
   test('over the bridge port budget a stopped machine gives up its netns + veth, keeps its address and MAC, and gets them back on start (also after an agent restart)', async () => {
     const budgeted = () => {
       const d = new CrunDriver({ dataDir: join(root, 'agent'), images: providers.images, network: providers.network, networkPortBudget: 1 });

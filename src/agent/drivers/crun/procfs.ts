@@ -3,7 +3,7 @@
  * /dev/kmsg: no process spawns.
  * @module
  */
-import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync, readSync } from 'node:fs';
 import { readFile, readdir, readlink } from 'node:fs/promises';
 import type { ProcessStat } from '../../../api-types/machine.js';
 
@@ -31,6 +31,20 @@ export function processAlive(pid: number | undefined): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Alive and not a zombie: an ended child its parent has not reaped yet still passes kill(pid, 0)
+ * (the shim spawner reaps its shims within a second).
+ */
+export function processRunning(pid: number | undefined): boolean {
+  if (!processAlive(pid)) return false;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    return false;
   }
 }
 

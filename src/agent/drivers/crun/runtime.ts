@@ -1,8 +1,9 @@
 /**
  * The OCI runtime binary (crun, or runc when crun is missing: same commands, same code path) with
  * our own state root, so `list` only ever shows Hangar's containers of this agent, run from a
- * read-only bind mount of itself (`pin`). Also the per-machine shim: a tiny `sh` script, started in
- * its own session with stdio on the machine's log files, that mounts the machine's rootfs when
+ * read-only bind mount of itself (`pin`). Also the per-machine shim: a tiny `sh` script, started by
+ * the shim spawner (`shim-spawner.ts`; in its own session, by the agent itself as a fallback) with
+ * stdio on the machine's log files, that mounts the machine's rootfs when
  * asked, runs `RUNTIME run` in the foreground and writes the exit status to `run/exit-code` when
  * the container ends. The agent is never the container's parent, so it can restart (or crash)
  * while machines keep running, and it learns about exits from the file.
@@ -16,6 +17,10 @@ import { HangarError } from '../../../core/errors.js';
 import { run } from '../../images/exec.js';
 import { mountOptionsOf, mountsUnder } from '../../images/overlay.js';
 import { processAlive } from './procfs.js';
+import { ShimSpawner, SpawnerUnavailable } from './shim-spawner.js';
+
+/** Static busybox: its `sh` is the shim spawner (a small process to fork from). */
+const SPAWNER_SHELL = '/bin/busybox';
 
 export interface RuntimeContainer {
   id: string;
@@ -67,9 +72,17 @@ export class OciRuntime {
   /** The environment of every runtime process (undefined: the agent's own). */
   env: NodeJS.ProcessEnv | undefined;
   private pinnedAt: string | undefined;
+  /** Starts the shims without forking the agent; undefined without busybox (or `useSpawner: false`). */
+  private spawner: ShimSpawner | undefined;
 
-  constructor(readonly bin: string, readonly root: string) {
+  constructor(readonly bin: string, readonly root: string, options: { useSpawner?: boolean } = {}) {
     this.command = bin;
+    if (options.useSpawner !== false && isExecutable(SPAWNER_SHELL)) this.spawner = new ShimSpawner(SPAWNER_SHELL, SHIM_BODY);
+  }
+
+  /** The spawner's pid while it runs (tests). */
+  get spawnerPid(): number | undefined {
+    return this.spawner?.pid;
   }
 
   get name(): string {
@@ -167,16 +180,33 @@ export class OciRuntime {
    * machine's rootfs (`busybox mount -t overlay`, a static binary: no libmount to load) and only
    * then runs the runtime, so the agent spends one process spawn per start instead of two; a
    * failed mount leaves its message in `run/mount-error` and exit code 125, and the runtime never
-   * runs. Answers the shim's pid.
+   * runs. The shim comes from the long-lived spawner (`shim-spawner.ts`: no fork of the agent);
+   * when that is not available (no busybox, spawner gone before it took the request) the agent
+   * spawns `/bin/sh` itself, as before. Answers the shim's pid (0 in the one case it is unknown, below).
    */
-  launchShim(options: { id: string; bundle: string; runDir: string; stdoutFile: string; stderrFile: string; overlay?: ShimOverlay }): number {
+  async launchShim(options: LaunchOptions): Promise<number> {
+    const args = this.shimArgs(options);
+    if (this.spawner) {
+      try {
+        return await this.spawner.launch(options.stdoutFile, options.stderrFile, this.env ? `${CLONED_BINARY_ENV}=1` : undefined, args);
+      } catch (err) {
+        // The spawner died after it took the request: the shim may be running, and a second one
+        // would run the same container twice. Answer 0 (pid unknown): the run is then followed by
+        // its pid and exit-code files alone, and a shim that never started ends the start by its
+        // timeout.
+        if (!(err instanceof SpawnerUnavailable)) return 0;
+        // Nothing was started: fall back to a spawn of our own below.
+      }
+    }
+    return this.spawnShim(options, args);
+  }
+
+  /** The shim started by the agent itself: a fork of the agent, `/bin/sh -c SHIM` in its own session. */
+  spawnShim(options: LaunchOptions, args = this.shimArgs(options)): number {
     const out = openSync(options.stdoutFile, 'a', 0o640);
     const err = openSync(options.stderrFile, 'a', 0o640);
-    const overlay = options.overlay;
     try {
-      const child = spawn('/bin/sh', ['-c', SHIM_SCRIPT, `hangar-shim:${options.id}`, options.runDir,
-        overlay?.mounter ?? '', overlay?.options ?? '', overlay?.merged ?? '',
-        this.command, '--root', this.root, 'run', '--bundle', options.bundle, '--pid-file', join(options.runDir, 'pid'), options.id], {
+      const child = spawn('/bin/sh', ['-c', SHIM_SCRIPT, ...args], {
         detached: true, stdio: ['ignore', out, err], cwd: '/', ...(this.env ? { env: this.env } : {}),
       });
       child.unref();
@@ -187,6 +217,30 @@ export class OciRuntime {
       closeSync(err);
     }
   }
+
+  /** Ends the shim spawner (running shims and their containers are not touched). */
+  async closeSpawner(): Promise<void> {
+    const spawner = this.spawner;
+    this.spawner = undefined;
+    await spawner?.close();
+  }
+
+  /** $0 (a name for ps) and the shim script's arguments. */
+  private shimArgs(options: LaunchOptions): string[] {
+    const overlay = options.overlay;
+    return [`hangar-shim:${options.id}`, options.runDir,
+      overlay?.mounter ?? '', overlay?.options ?? '', overlay?.merged ?? '',
+      this.command, '--root', this.root, 'run', '--bundle', options.bundle, '--pid-file', join(options.runDir, 'pid'), options.id];
+  }
+}
+
+export interface LaunchOptions {
+  id: string;
+  bundle: string;
+  runDir: string;
+  stdoutFile: string;
+  stderrFile: string;
+  overlay?: ShimOverlay;
 }
 
 /** An overlay the shim mounts before it runs the container. */
@@ -214,3 +268,7 @@ fi
 c=$?
 echo "$c" > "$d/exit-code"
 `;
+
+/** The same script as the spawner's shell function: its first argument is the name `$0` had. */
+const SHIM_BODY = `shift
+${SHIM_SCRIPT}`;
