@@ -91,12 +91,12 @@ async function main(): Promise<void> {
         if (agent) agent.mem = await probe(agentPid);
         api.db_files_kb = dbFiles(join(h.dir, 'data'));
       }
-      const shims = agentPid ? shimProcesses(agentPid) : { shims: [], runtimes: [] };
+      const shims = agentPid ? shimProcesses(agentPid) : { shims: [], runtimes: [], spawners: [] };
       // A stopped machine gets a fresh overlay mounted in the background (the crun driver's warm
       // set, a few ms after the stop): count mounts once that has settled, so every sample sees
       // the same steady state (one warm mount) and growth still means a leak.
       await new Promise((r) => setTimeout(r, 200));
-      const s = { label, cycles: done, seconds: Math.round((performance.now() - began) / 100) / 10, api_server: api, agent, shim_processes: shims.shims.length + shims.runtimes.length, ...hostCounts(h, ids) };
+      const s = { label, cycles: done, seconds: Math.round((performance.now() - began) / 100) / 10, api_server: api, agent, shim_processes: shims.shims.length + shims.runtimes.length + shims.spawners.length, ...hostCounts(h, ids) };
       samples.push(s);
       process.stderr.write(`${JSON.stringify(s)}\n`);
     };

@@ -62,11 +62,12 @@ async function main(): Promise<void> {
     }
     await sleep(2000); // settle: idle machines, no requests in flight
     const agentPid = h.agentPid()!;
-    const { shims, runtimes } = shimProcesses(agentPid);
+    const { shims, runtimes, spawners } = shimProcesses(agentPid);
     const api = procMem(h.upPid);
     const agent = procMem(agentPid);
     const shimMem = sumMem(shims);
     const runtimeMem = sumMem(runtimes);
+    const spawnerMem = sumMem(spawners);
     // Starts of stopped machines at this density (each stopped again afterwards, untimed): the
     // oldest gave up their netns + veth (re-attached on start), the newest kept them.
     const attachedBefore = countBridgePorts(h.network.bridge);
@@ -86,19 +87,21 @@ async function main(): Promise<void> {
     const starts = [...parkedStarts, ...attachedStarts];
     const neighAfter = neighbourStats();
     const mb = (kb: number) => Math.round(kb / 102.4) / 10;
-    const hangarCoreRss = api.rss_kb + agent.rss_kb;
+    // The shim spawner (one busybox sh per agent) is a Hangar process like the two servers.
+    const hangarCoreRss = api.rss_kb + agent.rss_kb + spawnerMem.rss_kb;
     result = {
       machines: { stopped: stopped.length, running: running.length, running_answering_http: answering },
       setup_seconds: { stopped: Math.round(stoppedS), total: Math.round((performance.now() - began) / 1000) },
       idle_before_any_machine_mb: { api_server_rss: mb(idle.api_server.rss_kb), agent_rss: mb(idle.agent.rss_kb) },
       api_server: { rss_mb: mb(api.rss_kb), pss_mb: mb(api.pss_kb), fds: api.fds },
       agent: { rss_mb: mb(agent.rss_kb), pss_mb: mb(agent.pss_kb), fds: agent.fds },
+      shim_spawner: { count: spawnerMem.count, rss_mb_sum: mb(spawnerMem.rss_kb), pss_mb_sum: mb(spawnerMem.pss_kb) },
       shims_sh: { count: shimMem.count, rss_mb_sum: mb(shimMem.rss_kb), pss_mb_sum: mb(shimMem.pss_kb) },
       crun_run_per_machine: { count: runtimeMem.count, rss_mb_sum: mb(runtimeMem.rss_kb), pss_mb_sum: mb(runtimeMem.pss_kb) },
       totals_mb: {
-        api_plus_agent_rss: mb(hangarCoreRss),
+        api_agent_spawner_rss: mb(hangarCoreRss),
         all_hangar_rss_sum: mb(hangarCoreRss + shimMem.rss_kb + runtimeMem.rss_kb),
-        all_hangar_pss_sum: mb(api.pss_kb + agent.pss_kb + shimMem.pss_kb + runtimeMem.pss_kb),
+        all_hangar_pss_sum: mb(api.pss_kb + agent.pss_kb + spawnerMem.pss_kb + shimMem.pss_kb + runtimeMem.pss_kb),
       },
       bridge_ports_in_use: attachedBefore,
       start_of_stopped_at_density_ms: stats(starts),

@@ -233,9 +233,16 @@ export function procMem(pid: number): { rss_kb: number; pss_kb: number; fds: num
 }
 
 /** Per-machine processes under the agent: the shims (`sh`) and their `crun run` children. */
-export function shimProcesses(agentPid: number): { shims: number[]; runtimes: number[] } {
-  const shims = childrenOf(agentPid).filter((p) => cmdline(p).includes('hangar-shim:'));
-  return { shims, runtimes: shims.flatMap((p) => childrenOf(p)) };
+/**
+ * The agent's per-machine processes: shims (children of the driver's shim spawner, a busybox `sh`
+ * the agent starts once, or of the agent itself when it spawned them without one) and their
+ * `crun run`; plus the spawners themselves.
+ */
+export function shimProcesses(agentPid: number): { shims: number[]; runtimes: number[]; spawners: number[] } {
+  const children = childrenOf(agentPid);
+  const spawners = children.filter((p) => cmdline(p).includes('hangar-shim-spawner'));
+  const shims = [...children.filter((p) => cmdline(p).includes('hangar-shim:')), ...spawners.flatMap((p) => childrenOf(p))];
+  return { shims, runtimes: shims.flatMap((p) => childrenOf(p)), spawners };
 }
 
 export function sumMem(pids: number[]): { count: number; rss_kb: number; pss_kb: number } {
