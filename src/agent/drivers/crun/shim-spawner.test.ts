@@ -94,9 +94,14 @@ echo done > "$d/ended"
     assert.equal(processAlive(pid), true);
     await writeFile(join(dir, 'go'), '');
     await until('the shim ended', () => existsSync(join(dir, 'ended')));
-    // Not running at once (the driver's test for a vanished shim), reaped within ~1 s.
+    // Not running at once (the driver's test for a vanished shim), reaped within ~1 s by the same
+    // spawner, which stays up while idle (it must, or the shims it started would lose their parent).
+    const spawnerPid = s.pid;
     await until('the ended shim to stop running', () => !processRunning(pid), 500);
     await until('the ended shim to be reaped', () => !processAlive(pid), 2500);
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal(s.pid, spawnerPid, 'the idle spawner is still the same process');
+    assert.equal(processRunning(spawnerPid!), true, 'the idle spawner still runs');
   });
 
   test('many launches at once each get their own pid', async () => {

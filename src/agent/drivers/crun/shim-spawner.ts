@@ -8,8 +8,8 @@
  * `eval "set -- LINE"` only ever yields the fields back): stdout file, stderr file, one optional
  * `NAME=value` to export, then the shim's own arguments. The spawner runs the shim script inline in
  * a background subshell (one fork, no exec of another shell) with stdin /dev/null and stdout/stderr
- * appended to the two files, and answers the subshell's pid on its own line; it reaps ended shims
- * within a second (see `spawnerScript`). The spawner has its own session and ends when its stdin closes (driver
+ * appended to the two files, and answers the subshell's pid on its own line. An empty line only
+ * reaps ended shims; the agent sends one every second while the spawner runs (see `spawnerScript`). The spawner has its own session and ends when its stdin closes (driver
  * close, or the agent's death); the shims it started keep running either way, as machines must
  * across agent restarts.
  * @module
@@ -38,30 +38,33 @@ export function requestLine(fields: readonly string[]): string | undefined {
  * written; a failed eval (cannot happen with our quoting) answers 0, so the caller never waits.
  * The subshell redirects with `exec` (a redirection on the subshell itself would keep a saved
  * copy of the spawner's stdin/stdout pipes open in every shim for its whole life).
- * Ended shims are reaped by `jobs` after each launch and once a second (`read -t 1` times out
- * with a status over 128; EOF is 1). Not by a CHLD trap: a signal interrupts `read` and loses
- * the part of a line it had read. Until then an ended shim is a zombie, which the driver does not
- * count as alive (`processRunning`).
+ * Ended shims are reaped by `jobs` after every line: a launch, or the empty line the agent sends
+ * once a second (`REAP_INTERVAL_MS`). Not by `read -t` (busybox's read answers 1 both on a timeout
+ * and at EOF, so the spawner could not tell an idle second from the agent's death) and not by a
+ * CHLD trap (a signal interrupts `read` and loses the part of a line it had read). Until reaped an
+ * ended shim is a zombie, which the driver does not count as alive (`processRunning`). EOF ends
+ * the loop.
  */
 export function spawnerScript(shimScript: string): string {
   return `shim() {
 ${shimScript}}
-while :; do
-if IFS= read -r -t 1 hangar_line; then
-if eval "set -- $hangar_line" && [ $# -ge 3 ]; then
+while IFS= read -r hangar_line; do
+if [ -z "$hangar_line" ]; then
+:
+elif eval "set -- $hangar_line" && [ $# -ge 3 ]; then
 hangar_out=$1 hangar_err=$2 hangar_env=$3; shift 3
 ( exec </dev/null >>"$hangar_out" 2>>"$hangar_err"; if [ -n "$hangar_env" ]; then export "$hangar_env"; fi; shim "$@" ) &
 echo "$!"
 else
 echo 0
 fi
-elif [ $? -le 128 ]; then
-break
-fi
 jobs >/dev/null
 done
 `;
 }
+
+/** How often the agent asks the spawner to reap ended shims (an empty line; no answer). */
+export const REAP_INTERVAL_MS = 1000;
 
 /** The spawner could not take the request: nothing was started, the caller may spawn the shim itself. */
 export class SpawnerUnavailable extends Error {}
@@ -76,6 +79,7 @@ export class ShimSpawner {
   private pending: Pending[] = [];
   private buffered = '';
   private closed = false;
+  private reapTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly shell: string, private readonly shimScript: string) {}
 
@@ -119,6 +123,7 @@ export class ShimSpawner {
   /** Ends the spawner (EOF on its stdin; SIGKILL if it has not exited within `graceMs`). Shims keep running. */
   async close(graceMs = 1000): Promise<void> {
     this.closed = true;
+    clearInterval(this.reapTimer);
     const child = this.child;
     if (!child) return;
     const exited = new Promise<void>((resolve) => {
@@ -149,6 +154,11 @@ export class ShimSpawner {
     (child.stdin as unknown as { unref?: () => void }).unref?.();
     (child.stdout as unknown as { unref?: () => void }).unref?.();
     child.stdin.on('error', () => this.drop(child));
+    this.reapTimer = setInterval(() => {
+      // Skipped while a write is still queued: the spawner is busy and reaps after each launch anyway.
+      if (child.stdin.writable && child.stdin.writableLength === 0) child.stdin.write('\n');
+    }, REAP_INTERVAL_MS);
+    this.reapTimer.unref();
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) => this.answer(chunk));
     // 'close' comes after the last answer was read ('exit' may come before it).
@@ -175,6 +185,8 @@ export class ShimSpawner {
   private drop(child: ChildProcessByStdio<Writable, Readable, null> | undefined): void {
     if (!child || this.child !== child) return;
     this.child = undefined;
+    clearInterval(this.reapTimer);
+    this.reapTimer = undefined;
     this.buffered = '';
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     const waiting = this.pending;
