@@ -232,3 +232,154 @@ export class BodyFramer {
     return i;
   }
 }
+
+/**
+ * A response head read in place, for the common final response: validated like
+ * `parseResponseHead` (status line, no NUL or bare CR/LF, token names, ≤ 1000 fields), but instead
+ * of strings per header it answers byte ranges — the header lines the proxy forwards unchanged —
+ * and only the few values the proxy acts on. The forwarded head is then copied, not rebuilt.
+ */
+export interface ResponseScan {
+  minor: number;
+  status: number;
+  /** The reason phrase: bytes [reasonStart, reasonEnd) of the head. */
+  reasonStart: number;
+  reasonEnd: number;
+  /** Header lines to forward, as [start, end) pairs including their CRLF. */
+  keep: number[];
+  keptBytes: number;
+  /** First `Connection` value (as headerValue answers it). */
+  connection: string | undefined;
+  /** Last `Via`, `Transfer-Encoding`, `Content-Length` values (as the string path kept them). */
+  via: string | undefined;
+  transferEncoding: string | undefined;
+  contentLength: string | undefined;
+  /** A `fly-replay` header is present (the proxy replays instead of forwarding). */
+  flyReplay: boolean;
+}
+
+const enum Rh {
+  Drop = 1,
+  Connection,
+  Via,
+  TransferEncoding,
+  ContentLength,
+  FlyReplay,
+}
+
+/** Response header names the proxy acts on, lowercase, with what it does with them. */
+const RESPONSE_NAMES: { name: Uint8Array; what: Rh }[] = [
+  ['connection', Rh.Connection], ['keep-alive', Rh.Drop], ['proxy-connection', Rh.Drop], ['via', Rh.Via], ['fly-request-id', Rh.Drop],
+  ['transfer-encoding', Rh.TransferEncoding], ['content-length', Rh.ContentLength], ['fly-replay', Rh.FlyReplay],
+].map(([name, what]) => ({ name: Buffer.from(name as string, 'latin1'), what: what as Rh }));
+
+/** Which of RESPONSE_NAMES `buf[from, to)` is, case-insensitively; 0 for any other name. */
+function responseName(buf: Buffer, from: number, to: number): Rh | 0 {
+  const len = to - from;
+  for (const { name, what } of RESPONSE_NAMES) {
+    if (name.length !== len) continue;
+    let i = 0;
+    // `| 0x20` lowercases A-Z; the names hold only letters and '-', which no other token byte maps to.
+    while (i < len && (buf[from + i]! | 0x20) === name[i]) i++;
+    if (i === len) return what;
+  }
+  return 0;
+}
+
+function isWs(b: number): boolean {
+  return b === 32 || b === 9;
+}
+
+/** `buf[0, end)` is a whole response head without its final CRLFCRLF. */
+export function scanResponseHead(buf: Buffer, end: number, maxHeaders = 1000): ResponseScan {
+  // Status line: "HTTP/1.x SSS" then the end of the line or " reason".
+  const lineEnd = buf.indexOf(13, 0);
+  const slEnd = lineEnd < 0 || lineEnd > end ? end : lineEnd;
+  const bad = () => new HttpParseError(502, 'malformed response head from the machine: NUL or a bare CR or LF');
+  const d0 = buf[9]! - 48, d1 = buf[10]! - 48, d2 = buf[11]! - 48;
+  if (
+    slEnd < 12 || buf[0] !== 72 || buf[1] !== 84 || buf[2] !== 84 || buf[3] !== 80 || buf[4] !== 47 || buf[5] !== 49 || buf[6] !== 46 ||
+    (buf[7] !== 48 && buf[7] !== 49) || buf[8] !== 32 || d0 < 0 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9 ||
+    (slEnd > 12 && buf[12] !== 32)
+  ) {
+    // A NUL or bare LF in the status line is reported as such, like the string parser does.
+    for (let i = 0; i < slEnd; i++) if (buf[i] === 0 || buf[i] === 10) throw bad();
+    throw new HttpParseError(502, 'malformed status line from the machine');
+  }
+  for (let i = 12; i < slEnd; i++) if (buf[i] === 0 || buf[i] === 10) throw bad();
+  const scan: ResponseScan = {
+    minor: buf[7]! - 48, status: d0 * 100 + d1 * 10 + d2, reasonStart: slEnd > 12 ? 13 : 12, reasonEnd: slEnd,
+    keep: [], keptBytes: 0, connection: undefined, via: undefined, transferEncoding: undefined, contentLength: undefined, flyReplay: false,
+  };
+  if (slEnd === end) return scan;
+  if (buf[slEnd + 1] !== 10) throw bad();
+  let at = slEnd + 2;
+  let keepFrom = at;
+  let fields = 0;
+  while (at < end) {
+    if (++fields > maxHeaders) throw new HttpParseError(431, `more than ${maxHeaders} header fields`);
+    // One header line [at, eol); every byte checked for NUL and bare CR/LF, the name for tchar.
+    let colon = -1;
+    let eol = at;
+    for (; eol < end; eol++) {
+      const b = buf[eol]!;
+      if (b === 13) break;
+      if (b === 0 || b === 10) throw bad();
+      if (colon < 0 && b === 58) colon = eol;
+    }
+    if (eol < end && buf[eol + 1] !== 10) throw bad();
+    if (colon <= at) throw new HttpParseError(400, 'malformed header line');
+    for (let i = at; i < colon; i++) {
+      const c = buf[i]!;
+      if (c > 127 || TCHAR[c] === 0) throw new HttpParseError(400, 'malformed header name');
+    }
+    const what = responseName(buf, at, colon);
+    if (what !== 0) {
+      let vs = colon + 1;
+      let ve = eol;
+      while (vs < ve && isWs(buf[vs]!)) vs++;
+      while (ve > vs && isWs(buf[ve - 1]!)) ve--;
+      const value = what === Rh.Drop ? '' : buf.toString('latin1', vs, ve);
+      switch (what) {
+        case Rh.Connection: scan.connection ??= value; break;
+        case Rh.Via: scan.via = value; break;
+        case Rh.TransferEncoding: scan.transferEncoding = value; break;
+        case Rh.ContentLength: scan.contentLength = value; break;
+        case Rh.FlyReplay: scan.flyReplay = true; break;
+        default: break;
+      }
+      if (what === Rh.Drop || what === Rh.Connection || what === Rh.Via) {
+        // Hop-by-hop or replaced by the proxy: the kept range ends before this line.
+        if (at > keepFrom) {
+          scan.keep.push(keepFrom, at);
+          scan.keptBytes += at - keepFrom;
+        }
+        keepFrom = eol + 2;
+      }
+    }
+    at = eol + 2;
+  }
+  const keepTo = Math.min(at, end + 2);
+  if (keepTo > keepFrom) {
+    scan.keep.push(keepFrom, keepTo);
+    scan.keptBytes += keepTo - keepFrom;
+  }
+  return scan;
+}
+
+/** `responseFraming` from the values a scan keeps. */
+export function scannedFraming(s: ResponseScan, requestMethod: string): Framing {
+  if (requestMethod === 'HEAD' || s.status === 204 || s.status === 304 || (s.status >= 100 && s.status < 200)) return NO_BODY;
+  const te = s.transferEncoding;
+  const cl = s.contentLength;
+  if (te !== undefined && /chunked\s*$/i.test(te)) return CHUNKED;
+  if (te === undefined && cl !== undefined && /^\d{1,15}$/.test(cl)) {
+    const length = Number(cl);
+    return length === 0 ? NO_BODY : { kind: 'length', length };
+  }
+  return UNTIL_CLOSE;
+}
+
+const NO_BODY: Framing = Object.freeze({ kind: 'none' });
+const CHUNKED: Framing = Object.freeze({ kind: 'chunked' });
+const UNTIL_CLOSE: Framing = Object.freeze({ kind: 'close' });

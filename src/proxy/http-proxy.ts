@@ -8,10 +8,10 @@
  * Every way a client or machine can misbehave ends that one exchange, never the proxy.
  * @module
  */
-import { connect, type Socket } from 'node:net';
+import { connect, Socket } from 'node:net';
 import type { RouteMachine } from '../api-types/watch.js';
 import type { Logger } from '../core/logger.js';
-import { BodyFramer, CRLFCRLF, headerValue, HttpParseError, parseRequestHead, parseResponseHead, requestFraming, responseFraming, type Head } from './http-codec.js';
+import { BodyFramer, CRLFCRLF, headerValue, HttpParseError, parseRequestHead, parseResponseHead, requestFraming, scannedFraming, scanResponseHead, type Head, type ResponseScan } from './http-codec.js';
 import { labelKey, type ProxyMetrics } from './metrics.js';
 import { ProxyError, type AcquireOptions, type Lease, type MachinePool } from './pool.js';
 import { parseFlyReplay, replaySource } from './replay.js';
@@ -50,6 +50,9 @@ const MAX_RESPONSE_HEAD = 64 * 1024;
 /** Response bodies up to this size that arrive with the head are copied behind it into one write. */
 const SMALL_BODY = 16 * 1024;
 
+/** `HTTP/1.1 <status> ` per status code, made once. */
+const STATUS_PREFIX: string[] = [];
+
 const STATUS_TEXT: Record<number, string> = {
   301: 'Moved Permanently', 400: 'Bad Request', 404: 'Not Found', 408: 'Request Timeout', 431: 'Request Header Fields Too Large',
   500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
@@ -62,6 +65,12 @@ const STATUS_TEXT: Record<number, string> = {
  * is copied behind its head anyway.
  */
 const UPSTREAM_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+/**
+ * The same for plain client connections (accepted as raw handles, `adopt`): Node's default read
+ * path mallocs 64 KiB, shrinks it and wraps it in a new ArrayBuffer per read. TLS sockets keep
+ * the default path (`'data'` events of owned buffers).
+ */
+const CLIENT_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 const own = (view: Buffer): Buffer => Buffer.from(view);
 
 class Upstream {
@@ -136,7 +145,11 @@ class ClientConn {
   private replaySrc: string | undefined;
   private hints: AcquireOptions = {};
 
-  constructor(readonly socket: Socket, readonly kind: ListenerKind, private readonly proxy: HttpProxy, listenerPort: number | undefined) {
+  /**
+   * @param borrowed the socket reads into CLIENT_READ_BUFFER (`onRead`): every byte kept past a
+   * read, or handed to a write that may be queued, is copied first.
+   */
+  constructor(readonly socket: Socket, readonly kind: ListenerKind, private readonly proxy: HttpProxy, listenerPort: number | undefined, private readonly borrowed = false) {
     this.clientIp = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
     // The listener's port when known: saves a getsockname per connection.
     this.localPort = listenerPort ?? socket.localPort ?? 0;
@@ -148,9 +161,16 @@ class ClientConn {
     this.deadline = Date.now() + proxy.headTimeoutMs;
     this.timeoutStatus = 0; // a connection that never sends anything just closes
     socket.setNoDelay(true);
-    socket.on('data', (d: Buffer) => this.onData(d));
+    if (!borrowed) socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('error', () => undefined);
     socket.on('close', () => this.onClose());
+  }
+
+  /** Bytes read into the shared client buffer: valid only during this call. */
+  onRead(view: Buffer): void {
+    this.onData(view);
+    // A partial head or pipelined bytes kept as a view of the shared buffer: copy them now.
+    if (this.buf !== null && this.buf.buffer === view.buffer) this.buf = own(this.buf);
   }
 
   private onData(d: Buffer): void {
@@ -168,7 +188,7 @@ class ClientConn {
         if (!this.reqBodyDone) return this.forwardBody(d);
         break;
       case 'upgraded':
-        if (this.up && !this.up.socket.write(d)) this.backpressure(this.socket, this.up.socket);
+        if (this.up && !this.up.socket.write(this.borrowed ? own(d) : d)) this.backpressure(this.socket, this.up.socket);
         return;
       default:
         break;
@@ -365,7 +385,9 @@ class ClientConn {
       this.up?.destroy();
       return this.fail((err as HttpParseError).status ?? 400, (err as Error).message);
     }
-    const part = n === d.length ? d : d.subarray(0, n);
+    const view = n === d.length ? d : d.subarray(0, n);
+    // Written (and maybe queued) and retained for a replay: must not be a view of a shared buffer.
+    const part = this.borrowed && n > 0 ? own(view) : view;
     if (this.retained) {
       this.retainedBytes += part.length;
       if (this.retainedBytes <= this.proxy.maxReplayBodyBytes) this.retained.push(part);
@@ -396,6 +418,76 @@ class ClientConn {
       if (buf.length > MAX_RESPONSE_HEAD) this.upstreamFailed(`response head larger than ${MAX_RESPONSE_HEAD} bytes`);
       return;
     }
+    let scan: ResponseScan;
+    try {
+      scan = scanResponseHead(buf, end);
+    } catch (err) {
+      return this.upstreamFailed((err as Error).message);
+    }
+    // Interim answers, upgrades and fly-replay take the string path; final responses are copied.
+    if (scan.status < 200 || scan.flyReplay) return this.specialResponse(up, buf, end);
+    const rest = buf.subarray(end + 4);
+    this.resBuf = null;
+    const framing = scannedFraming(scan, this.req!.method);
+    this.resFramer = new BodyFramer(framing);
+    const upConn = scan.connection === undefined ? '' : scan.connection.toLowerCase();
+    this.upstreamClose = framing.kind === 'close' || (upConn !== '' && /\bclose\b/.test(upConn)) || (scan.minor === 0 && !/\bkeep-alive\b/.test(upConn));
+    if (framing.kind === 'close' || !this.reqBodyDone) this.keepAlive = false;
+    this.deadline = Infinity;
+    this.timeoutStatus = 0;
+    // Head and the body bytes that came with it leave in one write (one syscall, one segment).
+    let n = 0;
+    if (rest.length > 0) {
+      try {
+        n = this.resFramer.feed(rest);
+      } catch (err) {
+        this.socket.write(this.scannedHead(scan, buf, rest, 0));
+        return this.upstreamFailed((err as Error).message);
+      }
+      if (n < rest.length) this.upstreamClose = true; // bytes after the response: do not reuse
+    }
+    let ok: boolean;
+    if (n <= SMALL_BODY) ok = this.socket.write(this.scannedHead(scan, buf, rest, n));
+    else {
+      this.socket.cork();
+      this.socket.write(this.scannedHead(scan, buf, rest, 0));
+      ok = this.socket.write(own(rest.subarray(0, n)));
+      this.socket.uncork();
+    }
+    if (!ok) this.backpressure(up.socket, this.socket);
+    if (this.resFramer.done) this.finish();
+  }
+
+  /**
+   * The client's response head from a scanned machine head (its kept header lines copied as they
+   * are, ours added) followed by the first `n` bytes of `body`, in one new buffer; marks it sent.
+   */
+  private scannedHead(scan: ResponseScan, head: Buffer, body: Buffer, n: number): Buffer {
+    const prefix = (STATUS_PREFIX[scan.status] ??= `HTTP/1.1 ${scan.status} `);
+    const via = scan.via;
+    let suffix = `fly-request-id: ${this.requestId}\r\nvia: ${via ? `${via}, ` : ''}1.1 hangar\r\n`;
+    if (!this.keepAlive) suffix += 'connection: close\r\n';
+    else if (this.req!.minor === 0) suffix += 'connection: keep-alive\r\n';
+    const reason = scan.reasonEnd - scan.reasonStart;
+    // prefix and the suffix's fixed parts are ASCII; `via` and the request id are latin1 like the head.
+    const out = Buffer.allocUnsafe(prefix.length + reason + 2 + scan.keptBytes + suffix.length + 2 + n);
+    let at = out.write(prefix, 0, 'latin1');
+    at += head.copy(out, at, scan.reasonStart, scan.reasonEnd);
+    out[at++] = 13;
+    out[at++] = 10;
+    const keep = scan.keep;
+    for (let i = 0; i < keep.length; i += 2) at += head.copy(out, at, keep[i]!, keep[i + 1]!);
+    at += out.write(suffix, at, 'latin1');
+    out[at++] = 13;
+    out[at++] = 10;
+    if (n > 0) body.copy(out, at, 0, n);
+    this.status = scan.status;
+    this.resHeadSent = true;
+    return out;
+  }
+
+  /** Interim (1xx), upgrade (101) and fly-replay answers, from the parsed string head. */
+  private specialResponse(up: Upstream, buf: Buffer, end: number): void {
     let head: Head;
     try {
       head = parseResponseHead(buf.toString('latin1', 0, end));
@@ -405,51 +497,16 @@ class ClientConn {
     const rest = buf.subarray(end + 4);
     this.resBuf = null;
     if (head.status === 101 && this.upgrade) return this.upgraded(head, rest);
+    const replay = headerValue(head, 'fly-replay');
     if (head.status >= 100 && head.status < 200) {
       // Interim answers (100 Continue, 103) pass through; the final one follows.
       this.socket.write(`HTTP/1.1 ${head.status} ${head.reason}\r\n\r\n`);
       if (rest.length > 0) this.onUpstreamData(up, rest);
       return;
     }
-    const replay = headerValue(head, 'fly-replay');
     if (replay !== undefined) return this.replay(replay);
-    const framing = responseFraming(head, this.req!.method);
-    this.resFramer = new BodyFramer(framing);
-    const upConn = (headerValue(head, 'connection') ?? '').toLowerCase();
-    this.upstreamClose = framing.kind === 'close' || /\bclose\b/.test(upConn) || (head.minor === 0 && !/\bkeep-alive\b/.test(upConn));
-    if (framing.kind === 'close' || !this.reqBodyDone) this.keepAlive = false;
-    this.deadline = Infinity;
-    this.timeoutStatus = 0;
-    const text = this.responseHead(head);
-    if (rest.length === 0) {
-      this.socket.write(text, 'latin1');
-      if (this.resFramer.done) this.finish();
-      return;
-    }
-    // Head and the body bytes that came with it leave in one write (one syscall, one segment).
-    let n: number;
-    try {
-      n = this.resFramer.feed(rest);
-    } catch (err) {
-      this.socket.write(text, 'latin1');
-      return this.upstreamFailed((err as Error).message);
-    }
-    if (n < rest.length) this.upstreamClose = true; // bytes after the response: do not reuse
-    let ok: boolean;
-    if (n === 0) ok = this.socket.write(text, 'latin1');
-    else if (n <= SMALL_BODY) {
-      const out = Buffer.allocUnsafe(text.length + n);
-      out.write(text, 0, 'latin1');
-      rest.copy(out, text.length, 0, n);
-      ok = this.socket.write(out);
-    } else {
-      this.socket.cork();
-      this.socket.write(text, 'latin1');
-      ok = this.socket.write(own(rest.subarray(0, n)));
-      this.socket.uncork();
-    }
-    if (!ok) this.backpressure(up.socket, this.socket);
-    if (this.resFramer.done) this.finish();
+    // Unreachable: onUpstreamData sends only 1xx and fly-replay answers here.
+    this.upstreamFailed('internal error: unexpected response shape');
   }
 
   private writeResponseHead(head: Head): void {
@@ -737,6 +794,29 @@ export class HttpProxy {
     const c = new ClientConn(socket, kind, this, listenerPort);
     this.conns.add(c);
     this.metrics.activeConnections.incKey(kind === 'https' ? ACTIVE_HTTPS : ACTIVE_HTTP);
+  }
+
+  /**
+   * Takes a plain client connection as the raw libuv handle a listener accepted (accept-raw.ts),
+   * wrapped here with `onread` into the shared client read buffer.
+   */
+  adopt(handle: unknown, listenerPort?: number): void {
+    let conn: ClientConn | undefined;
+    const socket = new Socket({
+      handle,
+      readable: true,
+      writable: true,
+      onread: {
+        buffer: CLIENT_READ_BUFFER,
+        callback: (n: number, buf: Uint8Array) => {
+          conn?.onRead((buf as Buffer).subarray(0, n));
+          return true;
+        },
+      },
+    } as ConstructorParameters<typeof Socket>[0]);
+    conn = new ClientConn(socket, 'http', this, listenerPort, true);
+    this.conns.add(conn);
+    this.metrics.activeConnections.incKey(ACTIVE_HTTP);
   }
 
   drop(c: ClientConn): void {
