@@ -101,3 +101,57 @@ test('scanResponseHead agrees with parseResponseHead: kept lines, acted-on value
   const many = Buffer.from(`HTTP/1.1 200 OK\r\n${Array.from({ length: 1001 }, () => 'a: b').join('\r\n')}\r\n\r\n`);
   assert.throws(() => scanResponseHead(many, many.indexOf('\r\n\r\n')), /header fields/);
 });
+
+test('scanRequestHead refuses and answers exactly like parseRequestHead + requestFraming', async () => {
+  const { scanRequestHead, scannedRequestFraming } = await import('./http-codec.js');
+  const heads = [
+    'GET / HTTP/1.1\r\nHost: a.b',
+    'GET /x?y=1 HTTP/1.0',
+    'POST /p HTTP/1.1\r\nhost:  a.b \r\nHOST: second\r\nContent-Length: 5\r\ncontent-length: 5\r\nConnection: Keep-Alive\r\nconnection: Upgrade, X-Secret\r\nUpgrade: websocket\r\nupgrade: other',
+    'PUT / HTTP/1.1\r\nTransfer-Encoding: gzip\r\ntransfer-encoding: chunked\r\nX-Forwarded-For: 1.1.1.1\r\nx-forwarded-for: 2.2.2.2, 3.3.3.3\r\nVia: 1.0 a\r\nvia: 1.1 b',
+    "GET / HTTP/1.1\r\nFly-Force-Instance-Id: m1\r\nfly-prefer-region: ams, fra\r\nX-A!#$%&'*+-.^_`|~9: v1 \r\nTE: trailers\r\nx: \tpad\t",
+    'GET / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6',
+    'GET / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked',
+    'GET / HTTP/1.1\r\nContent-Length: -1',
+    'GET / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip',
+    'OPTIONS * HTTP/1.1\r\nHost: a\r\nContent-Length: 0',
+  ];
+  const refused = [
+    'GET /\r\nHost: a', 'GET  / HTTP/1.1', 'GET / HTTP/1.2', 'GET / HTTP/1.1 ', 'G@T / HTTP/1.1', ' GET / HTTP/1.1', 'GET /\ta HTTP/1.1',
+    'GET /\u00a0 HTTP/1.1', 'GET / http/1.1', 'GET / HTTP/1.1\r\nBad Name: x', 'GET / HTTP/1.1\r\n: x', 'GET / HTTP/1.1\r\nnocolon',
+    'GET / HTTP/1.1\r\n folded: x', 'GET / HTTP/1.1\r\na: b\0', 'GET / HTTP/1.1\r\na: b\rc', 'GET / HTTP/1.1\r\na: b\nc: d', '\nGET / HTTP/1.1',
+    'GET /\0 HTTP/1.1', 'GET / HTTP/1.1\r\nnäme: x', `GET / HTTP/1.1\r\n${Array.from({ length: 101 }, () => 'a: b').join('\r\n')}`,
+    `GET / HTTP/1.1\r\n${Array.from({ length: 101 }, () => 'bad line').join('\r\n')}`, 'GET / HTTP/1.1\r',
+  ];
+  const outcome = (f: () => unknown) => {
+    try {
+      return { ok: f() };
+    } catch (err) {
+      return { status: (err as { status?: number }).status, message: (err as Error).message };
+    }
+  };
+  for (const text of [...heads, ...refused]) {
+    const buf = Buffer.from(`${text}\r\n\r\nNEXT`, 'latin1');
+    const end = text.length;
+    const viaString = outcome(() => {
+      const h = parseRequestHead(text, 100);
+      const framing = outcome(() => requestFraming(h));
+      const first = (n: string) => headerValue(h, n);
+      const all = (n: string) => h.values.filter((_, i) => h.names[i] === n);
+      return {
+        method: h.method, target: h.target, minor: h.minor, framing, host: first('host'), upgrade: first('upgrade'),
+        force: first('fly-force-instance-id'), prefer: first('fly-prefer-region'),
+        connection: all('connection').map((v) => v.toLowerCase()).join(', '), xff: all('x-forwarded-for').join(', ') || undefined, via: all('via').at(-1),
+      };
+    });
+    const viaScan = outcome(() => {
+      const s = scanRequestHead(buf, end, 100);
+      return {
+        method: s.method, target: s.target, minor: s.minor, framing: outcome(() => scannedRequestFraming(s)), host: s.host, upgrade: s.upgrade,
+        force: s.forceInstance, prefer: s.preferRegion, connection: s.connection, xff: s.forwardedFor, via: s.via,
+      };
+    });
+    assert.deepEqual(viaScan, viaString, JSON.stringify(text));
+    if (refused.includes(text)) assert.ok('status' in viaScan, `refused: ${JSON.stringify(text)}`);
+  }
+});

@@ -11,7 +11,7 @@
 import { connect, Socket } from 'node:net';
 import type { RouteMachine } from '../api-types/watch.js';
 import type { Logger } from '../core/logger.js';
-import { BodyFramer, CRLFCRLF, headerValue, HttpParseError, parseRequestHead, parseResponseHead, requestFraming, scannedFraming, scanResponseHead, type Head, type ResponseScan } from './http-codec.js';
+import { BodyFramer, CRLFCRLF, headerValue, HttpParseError, parseResponseHead, Rq, scannedFraming, scannedRequestFraming, scanRequestHead, scanResponseHead, type Head, type RequestScan, type ResponseScan } from './http-codec.js';
 import { labelKey, type ProxyMetrics } from './metrics.js';
 import { ProxyError, type AcquireOptions, type Lease, type MachinePool } from './pool.js';
 import { parseFlyReplay, replaySource } from './replay.js';
@@ -49,6 +49,13 @@ const MAX_REPLAYS = 3;
 const MAX_RESPONSE_HEAD = 64 * 1024;
 /** Response bodies up to this size that arrive with the head are copied behind it into one write. */
 const SMALL_BODY = 16 * 1024;
+
+const HTTP11 = Buffer.from(' HTTP/1.1\r\n');
+
+/** `head` (ending in CRLFCRLF) with one more header line before its end. */
+function withLine(head: Buffer, line: string): Buffer {
+  return Buffer.concat([head.subarray(0, head.length - 2), Buffer.from(`${line}\r\n\r\n`, 'latin1')]);
+}
 
 /** `HTTP/1.1 <status> ` per status code, made once. */
 const STATUS_PREFIX: string[] = [];
@@ -124,7 +131,9 @@ class ClientConn {
   /** The forwarding headers that are the same for every request on this connection. */
   private readonly forwarded: string;
   // the exchange in progress
-  private req: Head | undefined;
+  private req: RequestScan | undefined;
+  /** The request head for the machine (built once per request; a retry or replay sends it again). */
+  private upHead: Buffer | undefined;
   private app = '';
   private requestId = '';
   private startedAt = 0;
@@ -217,16 +226,15 @@ class ClientConn {
       return;
     }
     if (end > this.proxy.maxHeadBytes) return this.fail(431, `request head larger than ${this.proxy.maxHeadBytes} bytes`);
-    const text = buf.toString('latin1', 0, end);
     const rest = buf.subarray(end + 4);
     this.buf = rest.length > 0 ? rest : null;
-    let head: Head;
+    let head: RequestScan;
     try {
-      head = parseRequestHead(text, this.proxy.maxHeaders);
+      head = scanRequestHead(buf, end, this.proxy.maxHeaders);
     } catch (err) {
       return this.fail((err as HttpParseError).status ?? 400, (err as Error).message);
     }
-    this.startRequest(head);
+    this.startRequest(head, buf);
   }
 
   /** Answers an unparseable request and closes: the stream cannot be trusted after it. */
@@ -237,36 +245,24 @@ class ClientConn {
     this.respond(status, `hangar proxy: ${message}\n`);
   }
 
-  private startRequest(h: Head): void {
+  /** `buf` holds the head `h` was scanned from (maybe a view of a shared read buffer: used only now). */
+  private startRequest(h: RequestScan, buf: Buffer): void {
     this.phase = 'routing';
     this.deadline = Infinity;
     // No pause here: bytes that arrive before the exchange wants them are kept by onData, which
     // pauses then (a pause/resume pair per request costs a tick and stream bookkeeping).
     this.req = h;
+    this.upHead = undefined;
     this.startedAt = performance.now();
     this.requestId = this.proxy.newRequestId();
     this.resHeadSent = false;
     this.replays = 0;
     this.replaySrc = undefined;
-    // The headers routing needs, in one pass.
-    let connection = '';
-    let host: string | undefined;
-    let upgrade: string | undefined;
-    let force: string | undefined;
-    let prefer: string | undefined;
-    for (let i = 0; i < h.names.length; i++) {
-      switch (h.names[i]) {
-        case 'connection': connection = connection ? `${connection}, ${h.values[i]!.toLowerCase()}` : h.values[i]!.toLowerCase(); break;
-        case 'host': host ??= h.values[i]; break;
-        case 'upgrade': upgrade ??= h.values[i]; break;
-        case 'fly-force-instance-id': force ??= h.values[i]; break;
-        case 'fly-prefer-region': prefer ??= h.values[i]; break;
-        default: break;
-      }
-    }
+    const connection = h.connection;
+    const host = h.host;
     this.keepAlive = h.minor === 1 ? connection === '' || !/\bclose\b/.test(connection) : /\bkeep-alive\b/.test(connection);
     try {
-      this.reqFramer = new BodyFramer(requestFraming(h));
+      this.reqFramer = new BodyFramer(scannedRequestFraming(h));
     } catch (err) {
       return this.fail((err as HttpParseError).status, (err as Error).message);
     }
@@ -290,13 +286,16 @@ class ClientConn {
         return this.respond(301, `hangar proxy: ${location}\n`, [`location: ${location}`]);
       }
     }
-    this.upgrade = upgrade !== undefined && /\bupgrade\b/.test(connection);
+    this.upgrade = h.upgrade !== undefined && /\bupgrade\b/.test(connection);
+    const force = h.forceInstance;
+    const prefer = h.preferRegion;
     this.hints = force || prefer
       ? {
           ...(force ? { instance: force } : {}),
           ...(prefer ? { preferRegions: prefer.split(',').map((r) => r.trim()).filter(Boolean) } : {}),
         }
       : NO_HINTS;
+    this.upHead = this.upstreamHead(h, buf);
     this.route(app, this.hints);
   }
 
@@ -339,7 +338,8 @@ class ClientConn {
     this.phase = 'exchange';
     this.deadline = Date.now() + this.proxy.upstreamTimeoutMs;
     this.timeoutStatus = 504;
-    up.socket.write(this.requestHead(lease), 'latin1');
+    const head = this.upHead!;
+    up.socket.write(this.replaySrc ? withLine(head, `fly-replay-src: ${this.replaySrc}`) : head);
     if (this.retained && (this.replays > 0 || fresh) && this.reqBodyDone) {
       for (const b of this.retained) up.socket.write(b);
       return;
@@ -352,29 +352,43 @@ class ClientConn {
     if (!this.reqBodyDone && this.phase === 'exchange') this.socket.resume();
   }
 
-  private requestHead(lease: Lease): string {
-    const h = this.req!;
-    const conn = (headerValue(h, 'connection') ?? '').toLowerCase();
-    const named = conn ? new Set(conn.split(',').map((t) => t.trim())) : undefined;
-    let xff: string | undefined;
-    let via: string | undefined;
-    let s = `${h.method} ${h.target} HTTP/1.1\r\n`;
-    for (let i = 0; i < h.names.length; i++) {
-      const n = h.names[i]!;
-      if (HOP_BY_HOP.has(n) || MANAGED.has(n) || named?.has(n)) {
-        if (n === 'x-forwarded-for') xff = xff ? `${xff}, ${h.values[i]}` : h.values[i];
-        else if (n === 'via') via = h.values[i];
-        continue;
+  /**
+   * The head for the machine: the request line as HTTP/1.1, the client's header lines copied as
+   * they are except hop-by-hop ones (and those its Connection header names) and the forwarding
+   * headers the proxy sets itself, then ours. One new buffer: it outlives the read it came from.
+   */
+  private upstreamHead(h: RequestScan, buf: Buffer): Buffer {
+    // Tokens of Connection other than the usual ones name more hop-by-hop headers (rare).
+    let named: string[] | undefined;
+    if (h.connection !== '') {
+      for (const t of h.connection.split(',')) {
+        const token = t.trim();
+        if (token !== '' && token !== 'close' && token !== 'keep-alive' && token !== 'upgrade') (named ??= []).push(token);
       }
-      s += `${n}: ${h.values[i]}\r\n`;
     }
-    s +=
+    const { lines, kinds } = h;
+    const keep: boolean[] = [];
+    let kept = 0;
+    for (let i = 0, l = 0; l < lines.length; i++, l += 3) {
+      const k = kinds[i]!;
+      let ok = k === Rq.Other || k === Rq.Host || k === Rq.ForceInstance || k === Rq.PreferRegion || k === Rq.TransferEncoding || k === Rq.ContentLength;
+      if (ok && named && named.includes(buf.toString('latin1', lines[l]!, lines[l + 1]!).toLowerCase())) ok = false;
+      keep.push(ok);
+      if (ok) kept += lines[l + 2]! + 2 - lines[l]!;
+    }
+    const xff = h.forwardedFor;
+    const via = h.via;
+    let suffix =
       `x-forwarded-for: ${xff ? `${xff}, ${this.clientIp}` : this.clientIp}\r\n${this.forwarded}fly-request-id: ${this.requestId}\r\n` +
       `via: ${via ? `${via}, ` : ''}1.1 hangar\r\n`;
-    if (this.upgrade) s += `connection: upgrade\r\nupgrade: ${headerValue(h, 'upgrade')}\r\n`;
-    if (this.replaySrc) s += `fly-replay-src: ${this.replaySrc}\r\n`;
-    void lease;
-    return `${s}\r\n`;
+    if (this.upgrade) suffix += `connection: upgrade\r\nupgrade: ${h.upgrade}\r\n`;
+    suffix += '\r\n';
+    const out = Buffer.allocUnsafe(h.targetEnd + HTTP11.length + kept + suffix.length);
+    let at = buf.copy(out, 0, 0, h.targetEnd);
+    at += HTTP11.copy(out, at);
+    for (let i = 0, l = 0; l < lines.length; i++, l += 3) if (keep[i]) at += buf.copy(out, at, lines[l]!, lines[l + 2]! + 2);
+    out.write(suffix, at, 'latin1');
+    return out;
   }
 
   private forwardBody(d: Buffer): void {
@@ -669,6 +683,7 @@ class ClientConn {
   private done(): void {
     if (this.phase !== 'upgraded') this.record();
     this.req = undefined;
+    this.upHead = undefined;
     this.resFramer = undefined;
     this.retained = null;
     this.app = '';
