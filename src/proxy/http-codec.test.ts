@@ -78,7 +78,7 @@ test('scanResponseHead agrees with parseResponseHead: kept lines, acted-on value
     assert.equal(s.minor, h.minor, text);
     assert.equal(buf.toString('latin1', s.reasonStart, s.reasonEnd), h.reason, text);
     const lines = text.split('\r\n').slice(1);
-    const kept = lines.filter((l) => !DROP.has(l.slice(0, l.indexOf(':')).toLowerCase())).map((l) => `${l}\r\n`).join('');
+    const kept = `${h.reason}\r\n${lines.filter((l) => !DROP.has(l.slice(0, l.indexOf(':')).toLowerCase())).map((l) => `${l}\r\n`).join('')}`;
     let got = '';
     for (let i = 0; i < s.keep.length; i += 2) got += buf.toString('latin1', s.keep[i]!, s.keep[i + 1]!);
     assert.equal(got, kept, text);

@@ -253,7 +253,10 @@ export interface ResponseScan {
   /** The reason phrase: bytes [reasonStart, reasonEnd) of the head. */
   reasonStart: number;
   reasonEnd: number;
-  /** Header lines to forward, as [start, end) pairs including their CRLF. */
+  /**
+   * What follows `HTTP/1.1 <status> ` in the forwarded head, as [start, end) pairs: the reason
+   * phrase and its CRLF, then the header lines kept, each with its CRLF (adjacent ones merged).
+   */
   keep: number[];
   keptBytes: number;
   /** First `Connection` value (as headerValue answers it). */
@@ -319,10 +322,14 @@ export function scanResponseHead(buf: Buffer, end: number, maxHeaders = 1000): R
     minor: buf[7]! - 48, status: d0 * 100 + d1 * 10 + d2, reasonStart: slEnd > 12 ? 13 : 12, reasonEnd: slEnd,
     keep: [], keptBytes: 0, connection: undefined, via: undefined, transferEncoding: undefined, contentLength: undefined, flyReplay: false,
   };
-  if (slEnd === end) return scan;
+  let keepFrom = scan.reasonStart;
+  if (slEnd === end) {
+    scan.keep.push(keepFrom, end + 2);
+    scan.keptBytes = end + 2 - keepFrom;
+    return scan;
+  }
   if (buf[slEnd + 1] !== 10) throw bad();
   let at = slEnd + 2;
-  let keepFrom = at;
   let fields = 0;
   while (at < end) {
     if (++fields > maxHeaders) throw new HttpParseError(431, `more than ${maxHeaders} header fields`);

@@ -52,6 +52,17 @@ const SMALL_BODY = 16 * 1024;
 
 const HTTP11 = Buffer.from(' HTTP/1.1\r\n');
 
+/**
+ * Copies src[from, to) to dst at `at`; answers the count. Short runs (header lines) by a loop:
+ * `Buffer#copy` makes a typed-array view per call, which costs more than the bytes.
+ */
+function copyBytes(src: Buffer, from: number, to: number, dst: Buffer, at: number): number {
+  const n = to - from;
+  if (n > 64) return src.copy(dst, at, from, to);
+  for (let i = 0; i < n; i++) dst[at + i] = src[from + i]!;
+  return n;
+}
+
 /** `head` (ending in CRLFCRLF) with one more header line before its end. */
 function withLine(head: Buffer, line: string): Buffer {
   return Buffer.concat([head.subarray(0, head.length - 2), Buffer.from(`${line}\r\n\r\n`, 'latin1')]);
@@ -384,9 +395,25 @@ class ClientConn {
     if (this.upgrade) suffix += `connection: upgrade\r\nupgrade: ${h.upgrade}\r\n`;
     suffix += '\r\n';
     const out = Buffer.allocUnsafe(h.targetEnd + HTTP11.length + kept + suffix.length);
-    let at = buf.copy(out, 0, 0, h.targetEnd);
-    at += HTTP11.copy(out, at);
-    for (let i = 0, l = 0; l < lines.length; i++, l += 3) if (keep[i]) at += buf.copy(out, at, lines[l]!, lines[l + 2]! + 2);
+    // Copied in runs: the request line with the kept lines after it when it is already HTTP/1.1,
+    // and adjacent kept lines together.
+    let at = 0;
+    let from = 0;
+    let to = h.targetEnd;
+    if (h.minor !== 1) {
+      at = copyBytes(buf, 0, h.targetEnd, out, 0);
+      at += copyBytes(HTTP11, 0, HTTP11.length, out, at);
+      from = to = lines.length > 0 ? lines[0]! : 0;
+    } else to = h.targetEnd + HTTP11.length;
+    for (let i = 0, l = 0; l < lines.length; i++, l += 3) {
+      if (!keep[i]) continue;
+      if (lines[l] !== to) {
+        at += copyBytes(buf, from, to, out, at);
+        from = lines[l]!;
+      }
+      to = lines[l + 2]! + 2;
+    }
+    at += copyBytes(buf, from, to, out, at);
     out.write(suffix, at, 'latin1');
     return out;
   }
@@ -482,19 +509,15 @@ class ClientConn {
     let suffix = `fly-request-id: ${this.requestId}\r\nvia: ${via ? `${via}, ` : ''}1.1 hangar\r\n`;
     if (!this.keepAlive) suffix += 'connection: close\r\n';
     else if (this.req!.minor === 0) suffix += 'connection: keep-alive\r\n';
-    const reason = scan.reasonEnd - scan.reasonStart;
     // prefix and the suffix's fixed parts are ASCII; `via` and the request id are latin1 like the head.
-    const out = Buffer.allocUnsafe(prefix.length + reason + 2 + scan.keptBytes + suffix.length + 2 + n);
+    const out = Buffer.allocUnsafe(prefix.length + scan.keptBytes + suffix.length + 2 + n);
     let at = out.write(prefix, 0, 'latin1');
-    at += head.copy(out, at, scan.reasonStart, scan.reasonEnd);
-    out[at++] = 13;
-    out[at++] = 10;
     const keep = scan.keep;
-    for (let i = 0; i < keep.length; i += 2) at += head.copy(out, at, keep[i]!, keep[i + 1]!);
+    for (let i = 0; i < keep.length; i += 2) at += copyBytes(head, keep[i]!, keep[i + 1]!, out, at);
     at += out.write(suffix, at, 'latin1');
     out[at++] = 13;
     out[at++] = 10;
-    if (n > 0) body.copy(out, at, 0, n);
+    if (n > 0) copyBytes(body, 0, n, out, at);
     this.status = scan.status;
     this.resHeadSent = true;
     return out;
