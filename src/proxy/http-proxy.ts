@@ -39,11 +39,7 @@ export interface HttpProxyOptions {
   maxReplayBodyBytes?: number;
 }
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'transfer-encoding-x']);
-/** Headers the proxy sets itself; a client's copies are dropped so they cannot be spoofed. */
-const MANAGED = new Set([
-  'fly-client-ip', 'fly-region', 'fly-request-id', 'fly-forwarded-port', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-ssl', 'x-forwarded-for', 'via', 'fly-replay-src',
-]);
+// Which request headers are hop-by-hop or set by the proxy: REQUEST_NAMES in http-codec.ts.
 const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'via', 'fly-request-id']);
 const MAX_REPLAYS = 3;
 const MAX_RESPONSE_HEAD = 64 * 1024;
