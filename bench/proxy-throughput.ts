@@ -43,12 +43,19 @@ function wrk(url: string, host: string, connections: number, duration = DURATION
 
 /** CPU seconds (user + system) used so far by `pid` and its child processes (nginx workers). */
 function cpuSeconds(pid: number): number {
-  const one = (p: number) => {
+  const [user, sys] = cpuSplit(pid);
+  return user + sys;
+}
+
+/** [user, system] CPU seconds used so far by `pid` and its child processes. */
+function cpuSplit(pid: number): [number, number] {
+  const one = (p: number): [number, number] => {
     try {
-      const f = readFileSync(`/proc/${p}/stat`, 'utf8').slice(readFileSync(`/proc/${p}/stat`, 'utf8').lastIndexOf(')') + 2).split(' ');
-      return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return [Number(f[11]) / 100, Number(f[12]) / 100]; // utime, stime in clock ticks (USER_HZ 100)
     } catch {
-      return 0;
+      return [0, 0];
     }
   };
   let kids: number[] = [];
@@ -57,15 +64,40 @@ function cpuSeconds(pid: number): number {
   } catch {
     kids = [];
   }
-  return one(pid) + kids.reduce((a, k) => a + one(k), 0);
+  return [pid, ...kids].map(one).reduce(([u, s], [a, b]) => [u + a, s + b], [0, 0]);
 }
 
-/** wrk plus the CPU the proxy spent per request (steal-proof: the box is shared and noisy). */
-function measured(pid: number, url: string, host: string, connections: number, duration = DURATION, extraHeaders: string[] = []): WrkResult & { proxy_cpu_us_per_request: number } {
-  const before = cpuSeconds(pid);
+/** [idle, total] jiffies of the whole box so far (/proc/stat). */
+function boxTicks(): [number, number] {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return [f[3]! + f[4]!, f.reduce((a, b) => a + b, 0)];
+}
+
+/** The backend's nginx master pid, for its CPU per request (set by main). */
+let backendPid = 0;
+
+/**
+ * wrk plus the CPU the proxy spent per request (steal-proof: the box is shared and noisy). Added
+ * 2026-11-22 round 2, next to the unchanged fields: the proxy's user/system split, the backend's
+ * CPU per request, and how idle the whole box was (near 0 %: the run was CPU-bound on the box).
+ */
+function measured(pid: number, url: string, host: string, connections: number, duration = DURATION, extraHeaders: string[] = []) {
+  const [u0, s0] = cpuSplit(pid);
+  const b0 = backendPid ? cpuSeconds(backendPid) : 0;
+  const [i0, t0] = boxTicks();
   const r = wrk(url, host, connections, duration, extraHeaders);
-  const used = cpuSeconds(pid) - before;
-  return { ...r, proxy_cpu_us_per_request: Number(((used * 1e6) / Math.max(1, r.requests)).toFixed(1)) };
+  const [u1, s1] = cpuSplit(pid);
+  const b1 = backendPid ? cpuSeconds(backendPid) : 0;
+  const [i1, t1] = boxTicks();
+  const per = (seconds: number) => Number(((seconds * 1e6) / Math.max(1, r.requests)).toFixed(1));
+  return {
+    ...r,
+    proxy_cpu_us_per_request: per(u1 - u0 + (s1 - s0)),
+    proxy_user_us_per_request: per(u1 - u0),
+    proxy_system_us_per_request: per(s1 - s0),
+    backend_cpu_us_per_request: per(b1 - b0),
+    box_idle_pct: Number(((100 * (i1 - i0)) / Math.max(1, t1 - t0)).toFixed(1)),
+  };
 }
 
 async function waitPort(port: number): Promise<void> {
@@ -122,6 +154,7 @@ async function main(): Promise<void> {
     const hangar = spawn(process.execPath, [fileURLToPath(import.meta.url), 'serve', String(backendPort), String(hangarPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(hangar);
     await Promise.all([waitPort(backendPort), waitPort(nginxProxyPort), waitPort(hangarPort)]);
+    backendPid = children[0]!.pid!;
 
     const host = 'bench.localhost';
     wrk(`http://127.0.0.1:${hangarPort}/`, host, 64, '2s'); // warm up

@@ -18,6 +18,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
+import { acceptRaw } from './accept-raw.js';
 
 /**
  * The helper: keeps the listening socket as a raw handle and answers each `{ copies }` request by
@@ -48,6 +49,8 @@ export interface AcceptBoosterOptions {
   /** The socket's accept queue length; re-applied on every copy. */
   backlog: number;
   onConnection: (s: Socket) => void;
+  /** When given, each copy hands its accepted connections here as raw handles (accept-raw.ts) instead. */
+  onHandle?: (clientHandle: unknown) => void;
   /** Helper start-up and each batch of copies must finish within this. Default 10 s. */
   timeoutMs?: number;
 }
@@ -108,7 +111,10 @@ export class AcceptBooster {
   private adopt(handle: unknown): void {
     const copy = createServer(this.options.onConnection);
     // listen() on the already-listening socket only sets the backlog again (the helper's is 511).
-    copy.listen(handle as never, this.options.backlog, () => this.pending?.(copy));
+    copy.listen(handle as never, this.options.backlog, () => {
+      if (this.options.onHandle) acceptRaw(copy, this.options.onHandle);
+      this.pending?.(copy);
+    });
   }
 
   /** Adds the extra handles (once; concurrent calls share the request). Errors are returned, not thrown. */

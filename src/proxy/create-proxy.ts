@@ -13,6 +13,7 @@ import type { RouteEvent, RouteMachine } from '../api-types/watch.js';
 import { HangarClient } from '../client/client.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { AcceptBooster } from './accept-handles.js';
+import { acceptRaw } from './accept-raw.js';
 import { AutostopController } from './autostop.js';
 import { HttpProxy } from './http-proxy.js';
 import { ProxyMetrics } from './metrics.js';
@@ -175,9 +176,9 @@ export function createProxy(o: ProxyOptions) {
     });
   // Without the extra handles the proxy still serves; only a burst of new connections is accepted
   // slowly, so a helper that does not start is a warning, not a failed start.
-  const moreAcceptHandles = async (server: Server, onConnection: (s: Socket) => void) => {
+  const moreAcceptHandles = async (server: Server, onConnection: (s: Socket) => void, onHandle?: (h: unknown) => void) => {
     if (extraHandles === 0) return;
-    const b = new AcceptBooster(server, { copies: extraHandles, backlog: LISTEN_BACKLOG, onConnection });
+    const b = new AcceptBooster(server, { copies: extraHandles, backlog: LISTEN_BACKLOG, onConnection, ...(onHandle ? { onHandle } : {}) });
     try {
       await b.start();
       boosters.push(b);
@@ -210,7 +211,13 @@ export function createProxy(o: ProxyOptions) {
       });
       const httpPort = (plainPort = await listen(plain, o.listen));
       const plainServer = plain;
-      await moreAcceptHandles(plain, (s) => plainServer.emit('connection', s));
+      // Plain connections arrive as raw handles: the proxy wraps them to read into a shared buffer.
+      const onPlainHandle = (h: unknown) => {
+        http.adopt(h, plainPort);
+        maybeBoost();
+      };
+      acceptRaw(plain, onPlainHandle);
+      await moreAcceptHandles(plain, (s) => plainServer.emit('connection', s), onPlainHandle);
       if (o.httpsListen) {
         await certs.ensureCa();
         secure = createTlsServer(

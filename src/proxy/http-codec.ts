@@ -83,6 +83,10 @@ export function parseResponseHead(text: string): Head {
 /** How a message body ends. */
 export type Framing = { kind: 'none' } | { kind: 'length'; length: number } | { kind: 'chunked' } | { kind: 'close' };
 
+const NO_BODY: Framing = Object.freeze({ kind: 'none' });
+const CHUNKED: Framing = Object.freeze({ kind: 'chunked' });
+const UNTIL_CLOSE: Framing = Object.freeze({ kind: 'close' });
+
 export function requestFraming(h: Head): Framing {
   let te: string | undefined;
   let cl: string | undefined;
@@ -94,17 +98,21 @@ export function requestFraming(h: Head): Framing {
       cl = h.values[i];
     }
   }
+  return framingOf(te, cl);
+}
+
+function framingOf(te: string | undefined, cl: string | undefined): Framing {
   if (te !== undefined) {
     if (cl !== undefined) throw new HttpParseError(400, 'both transfer-encoding and content-length');
     if (!/(^|,)\s*chunked\s*$/i.test(te)) throw new HttpParseError(400, 'transfer-encoding must end with chunked');
-    return { kind: 'chunked' };
+    return CHUNKED;
   }
   if (cl !== undefined) {
     if (!/^\d{1,15}$/.test(cl)) throw new HttpParseError(400, 'malformed content-length');
     const length = Number(cl);
-    return length === 0 ? { kind: 'none' } : { kind: 'length', length };
+    return length === 0 ? NO_BODY : { kind: 'length', length };
   }
-  return { kind: 'none' };
+  return NO_BODY;
 }
 
 export function responseFraming(h: Head, requestMethod: string): Framing {
@@ -231,4 +239,323 @@ export class BodyFramer {
     }
     return i;
   }
+}
+
+/**
+ * A response head read in place, for the common final response: validated like
+ * `parseResponseHead` (status line, no NUL or bare CR/LF, token names, ≤ 1000 fields), but instead
+ * of strings per header it answers byte ranges — the header lines the proxy forwards unchanged —
+ * and only the few values the proxy acts on. The forwarded head is then copied, not rebuilt.
+ */
+export interface ResponseScan {
+  minor: number;
+  status: number;
+  /** The reason phrase: bytes [reasonStart, reasonEnd) of the head. */
+  reasonStart: number;
+  reasonEnd: number;
+  /**
+   * What follows `HTTP/1.1 <status> ` in the forwarded head, as [start, end) pairs: the reason
+   * phrase and its CRLF, then the header lines kept, each with its CRLF (adjacent ones merged).
+   */
+  keep: number[];
+  keptBytes: number;
+  /** First `Connection` value (as headerValue answers it). */
+  connection: string | undefined;
+  /** Last `Via`, `Transfer-Encoding`, `Content-Length` values (as the string path kept them). */
+  via: string | undefined;
+  transferEncoding: string | undefined;
+  contentLength: string | undefined;
+  /** A `fly-replay` header is present (the proxy replays instead of forwarding). */
+  flyReplay: boolean;
+}
+
+const enum Rh {
+  Drop = 1,
+  Connection,
+  Via,
+  TransferEncoding,
+  ContentLength,
+  FlyReplay,
+}
+
+/** Response header names the proxy acts on, lowercase, with what it does with them. */
+const RESPONSE_NAMES: { name: Uint8Array; what: Rh }[] = [
+  ['connection', Rh.Connection], ['keep-alive', Rh.Drop], ['proxy-connection', Rh.Drop], ['via', Rh.Via], ['fly-request-id', Rh.Drop],
+  ['transfer-encoding', Rh.TransferEncoding], ['content-length', Rh.ContentLength], ['fly-replay', Rh.FlyReplay],
+].map(([name, what]) => ({ name: Buffer.from(name as string, 'latin1'), what: what as Rh }));
+
+/** Which of RESPONSE_NAMES `buf[from, to)` is, case-insensitively; 0 for any other name. */
+function responseName(buf: Buffer, from: number, to: number): Rh | 0 {
+  const len = to - from;
+  for (const { name, what } of RESPONSE_NAMES) {
+    if (name.length !== len) continue;
+    let i = 0;
+    // `| 0x20` lowercases A-Z; the names hold only letters and '-', which no other token byte maps to.
+    while (i < len && (buf[from + i]! | 0x20) === name[i]) i++;
+    if (i === len) return what;
+  }
+  return 0;
+}
+
+function isWs(b: number): boolean {
+  return b === 32 || b === 9;
+}
+
+/** `buf[0, end)` is a whole response head without its final CRLFCRLF. */
+export function scanResponseHead(buf: Buffer, end: number, maxHeaders = 1000): ResponseScan {
+  // Status line: "HTTP/1.x SSS" then the end of the line or " reason".
+  const lineEnd = buf.indexOf(13, 0);
+  const slEnd = lineEnd < 0 || lineEnd > end ? end : lineEnd;
+  const bad = () => new HttpParseError(502, 'malformed response head from the machine: NUL or a bare CR or LF');
+  const d0 = buf[9]! - 48, d1 = buf[10]! - 48, d2 = buf[11]! - 48;
+  if (
+    slEnd < 12 || buf[0] !== 72 || buf[1] !== 84 || buf[2] !== 84 || buf[3] !== 80 || buf[4] !== 47 || buf[5] !== 49 || buf[6] !== 46 ||
+    (buf[7] !== 48 && buf[7] !== 49) || buf[8] !== 32 || d0 < 0 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9 ||
+    (slEnd > 12 && buf[12] !== 32)
+  ) {
+    // A NUL or bare LF in the status line is reported as such, like the string parser does.
+    for (let i = 0; i < slEnd; i++) if (buf[i] === 0 || buf[i] === 10) throw bad();
+    throw new HttpParseError(502, 'malformed status line from the machine');
+  }
+  for (let i = 12; i < slEnd; i++) if (buf[i] === 0 || buf[i] === 10) throw bad();
+  const scan: ResponseScan = {
+    minor: buf[7]! - 48, status: d0 * 100 + d1 * 10 + d2, reasonStart: slEnd > 12 ? 13 : 12, reasonEnd: slEnd,
+    keep: [], keptBytes: 0, connection: undefined, via: undefined, transferEncoding: undefined, contentLength: undefined, flyReplay: false,
+  };
+  let keepFrom = scan.reasonStart;
+  if (slEnd === end) {
+    scan.keep.push(keepFrom, end + 2);
+    scan.keptBytes = end + 2 - keepFrom;
+    return scan;
+  }
+  if (buf[slEnd + 1] !== 10) throw bad();
+  let at = slEnd + 2;
+  let fields = 0;
+  while (at < end) {
+    if (++fields > maxHeaders) throw new HttpParseError(431, `more than ${maxHeaders} header fields`);
+    // One header line [at, eol); every byte checked for NUL and bare CR/LF, the name for tchar.
+    let colon = -1;
+    let eol = at;
+    for (; eol < end; eol++) {
+      const b = buf[eol]!;
+      if (b === 13) break;
+      if (b === 0 || b === 10) throw bad();
+      if (colon < 0 && b === 58) colon = eol;
+    }
+    if (eol < end && buf[eol + 1] !== 10) throw bad();
+    if (colon <= at) throw new HttpParseError(400, 'malformed header line');
+    for (let i = at; i < colon; i++) {
+      const c = buf[i]!;
+      if (c > 127 || TCHAR[c] === 0) throw new HttpParseError(400, 'malformed header name');
+    }
+    const what = responseName(buf, at, colon);
+    if (what !== 0) {
+      let vs = colon + 1;
+      let ve = eol;
+      while (vs < ve && isWs(buf[vs]!)) vs++;
+      while (ve > vs && isWs(buf[ve - 1]!)) ve--;
+      const value = what === Rh.Drop ? '' : buf.toString('latin1', vs, ve);
+      switch (what) {
+        case Rh.Connection: scan.connection ??= value; break;
+        case Rh.Via: scan.via = value; break;
+        case Rh.TransferEncoding: scan.transferEncoding = value; break;
+        case Rh.ContentLength: scan.contentLength = value; break;
+        case Rh.FlyReplay: scan.flyReplay = true; break;
+        default: break;
+      }
+      if (what === Rh.Drop || what === Rh.Connection || what === Rh.Via) {
+        // Hop-by-hop or replaced by the proxy: the kept range ends before this line.
+        if (at > keepFrom) {
+          scan.keep.push(keepFrom, at);
+          scan.keptBytes += at - keepFrom;
+        }
+        keepFrom = eol + 2;
+      }
+    }
+    at = eol + 2;
+  }
+  const keepTo = Math.min(at, end + 2);
+  if (keepTo > keepFrom) {
+    scan.keep.push(keepFrom, keepTo);
+    scan.keptBytes += keepTo - keepFrom;
+  }
+  return scan;
+}
+
+/** `responseFraming` from the values a scan keeps. */
+export function scannedFraming(s: ResponseScan, requestMethod: string): Framing {
+  if (requestMethod === 'HEAD' || s.status === 204 || s.status === 304 || (s.status >= 100 && s.status < 200)) return NO_BODY;
+  const te = s.transferEncoding;
+  const cl = s.contentLength;
+  if (te !== undefined && /chunked\s*$/i.test(te)) return CHUNKED;
+  if (te === undefined && cl !== undefined && /^\d{1,15}$/.test(cl)) {
+    const length = Number(cl);
+    return length === 0 ? NO_BODY : { kind: 'length', length };
+  }
+  return UNTIL_CLOSE;
+}
+
+/** Request header names the proxy acts on (see RequestScan). */
+export const enum Rq {
+  Other = 0,
+  Host,
+  Connection,
+  Upgrade,
+  ForceInstance,
+  PreferRegion,
+  TransferEncoding,
+  ContentLength,
+  /** Dropped; its values are joined into the proxy's own. */
+  XForwardedFor,
+  /** Dropped; its last value is extended by the proxy's own. */
+  Via,
+  /** Hop-by-hop: dropped. */
+  Hop,
+  /** Set by the proxy: a client's copy is dropped so it cannot be spoofed. */
+  Managed,
+}
+
+const REQUEST_NAMES: [string, Rq][] = [
+  ['host', Rq.Host], ['connection', Rq.Connection], ['upgrade', Rq.Upgrade], ['fly-force-instance-id', Rq.ForceInstance],
+  ['fly-prefer-region', Rq.PreferRegion], ['transfer-encoding', Rq.TransferEncoding], ['content-length', Rq.ContentLength],
+  ['x-forwarded-for', Rq.XForwardedFor], ['via', Rq.Via],
+  ['keep-alive', Rq.Hop], ['proxy-connection', Rq.Hop], ['te', Rq.Hop], ['transfer-encoding-x', Rq.Hop],
+  ['fly-client-ip', Rq.Managed], ['fly-region', Rq.Managed], ['fly-request-id', Rq.Managed], ['fly-forwarded-port', Rq.Managed],
+  ['x-forwarded-proto', Rq.Managed], ['x-forwarded-port', Rq.Managed], ['x-forwarded-ssl', Rq.Managed], ['fly-replay-src', Rq.Managed],
+];
+/** REQUEST_NAMES by name length: a header's bytes are compared only with names of its length. */
+const REQUEST_NAMES_BY_LENGTH: { name: Uint8Array; what: Rq }[][] = [];
+for (const [name, what] of REQUEST_NAMES) (REQUEST_NAMES_BY_LENGTH[name.length] ??= []).push({ name: Buffer.from(name, 'latin1'), what });
+
+function requestName(buf: Buffer, from: number, to: number): Rq {
+  const len = to - from;
+  const bucket = REQUEST_NAMES_BY_LENGTH[len];
+  if (bucket === undefined) return Rq.Other;
+  for (const { name, what } of bucket) {
+    let i = 0;
+    // `| 0x20` lowercases A-Z; the names hold only letters and '-', which no other token byte maps to.
+    while (i < len && (buf[from + i]! | 0x20) === name[i]) i++;
+    if (i === len) return what;
+  }
+  return Rq.Other;
+}
+
+/** What String.prototype.trim removes, within latin1 (CR and LF cannot occur inside a line). */
+function isTrimmed(b: number): boolean {
+  return b === 32 || b === 9 || b === 11 || b === 12 || b === 160;
+}
+
+/**
+ * A request head read in place: refused exactly where `parseRequestHead` refuses it, answering the
+ * request line, the values the proxy routes and frames by, and each header line's position and
+ * kind, so the head for the machine is copied line by line instead of rebuilt from strings.
+ */
+export interface RequestScan {
+  method: string;
+  target: string;
+  /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+  minor: number;
+  /** Bytes [0, targetEnd) of the head are "METHOD target". */
+  targetEnd: number;
+  /** Per header line: its start, its colon, its end (before the CRLF). */
+  lines: number[];
+  kinds: Rq[];
+  host: string | undefined;
+  /** Every Connection value, lowercased, joined with ", " ('' when none). */
+  connection: string;
+  upgrade: string | undefined;
+  forceInstance: string | undefined;
+  preferRegion: string | undefined;
+  /** Every Transfer-Encoding value joined with ", ". */
+  transferEncoding: string | undefined;
+  contentLength: string | undefined;
+  /** A second Content-Length with another value (refused by scannedRequestFraming). */
+  conflictingLength: boolean;
+  /** Every X-Forwarded-For value joined with ", ". */
+  forwardedFor: string | undefined;
+  /** The last Via value. */
+  via: string | undefined;
+}
+
+/** `buf[0, end)` is a whole request head without its final CRLFCRLF. */
+export function scanRequestHead(buf: Buffer, end: number, maxHeaders: number): RequestScan {
+  const bad = () => new HttpParseError(400, 'malformed head: NUL or a bare CR or LF');
+  const badLine = () => new HttpParseError(400, 'malformed request line');
+  // Whole-head refusals first, as in the string parser: NUL, a CR not before LF, an LF not after
+  // CR. Every CR then ends a line: counting them counts the header lines.
+  let crs = 0;
+  for (let i = 0; i < end; i++) {
+    const b = buf[i]!;
+    if (b === 0 || (b === 10 && (i === 0 || buf[i - 1] !== 13)) || (b === 13 && buf[i + 1] !== 10)) throw bad();
+    if (b === 13) crs++;
+  }
+  // Request line: token SP target SP "HTTP/1." [01]; the target has no whitespace (regex \S).
+  let lineEnd = buf.indexOf(13, 0);
+  if (lineEnd < 0 || lineEnd > end) lineEnd = end;
+  let sp = 0;
+  while (sp < lineEnd && buf[sp] !== 32) {
+    const c = buf[sp]!;
+    if (c > 127 || TCHAR[c] === 0) throw badLine();
+    sp++;
+  }
+  if (sp === 0 || sp === lineEnd) throw badLine();
+  let te = sp + 1;
+  while (te < lineEnd && !isTrimmed(buf[te]!)) te++;
+  if (
+    te === sp + 1 || lineEnd - te !== 9 || buf[te] !== 32 || buf[te + 1] !== 72 || buf[te + 2] !== 84 || buf[te + 3] !== 84 ||
+    buf[te + 4] !== 80 || buf[te + 5] !== 47 || buf[te + 6] !== 49 || buf[te + 7] !== 46 || (buf[te + 8] !== 48 && buf[te + 8] !== 49)
+  ) {
+    throw badLine();
+  }
+  if (crs > maxHeaders) throw new HttpParseError(431, `more than ${maxHeaders} header fields`);
+  const scan: RequestScan = {
+    method: buf.toString('latin1', 0, sp), target: buf.toString('latin1', sp + 1, te), minor: buf[te + 8]! - 48, targetEnd: te,
+    lines: [], kinds: [], host: undefined, connection: '', upgrade: undefined, forceInstance: undefined, preferRegion: undefined,
+    transferEncoding: undefined, contentLength: undefined, conflictingLength: false, forwardedFor: undefined, via: undefined,
+  };
+  let at = lineEnd + 2;
+  while (at < end) {
+    let eol = buf.indexOf(13, at);
+    if (eol < 0 || eol > end) eol = end;
+    let colon = at;
+    while (colon < eol && buf[colon] !== 58) colon++;
+    if (colon === eol || colon === at) throw new HttpParseError(400, 'malformed header line');
+    for (let i = at; i < colon; i++) {
+      const c = buf[i]!;
+      if (c > 127 || TCHAR[c] === 0) throw new HttpParseError(400, 'malformed header name');
+    }
+    const what = requestName(buf, at, colon);
+    scan.lines.push(at, colon, eol);
+    scan.kinds.push(what);
+    if (what !== Rq.Other && what !== Rq.Hop && what !== Rq.Managed) {
+      let vs = colon + 1;
+      let ve = eol;
+      while (vs < ve && isTrimmed(buf[vs]!)) vs++;
+      while (ve > vs && isTrimmed(buf[ve - 1]!)) ve--;
+      const v = buf.toString('latin1', vs, ve);
+      switch (what) {
+        case Rq.Host: scan.host ??= v; break;
+        case Rq.Connection: scan.connection = scan.connection ? `${scan.connection}, ${v.toLowerCase()}` : v.toLowerCase(); break;
+        case Rq.Upgrade: scan.upgrade ??= v; break;
+        case Rq.ForceInstance: scan.forceInstance ??= v; break;
+        case Rq.PreferRegion: scan.preferRegion ??= v; break;
+        case Rq.TransferEncoding: scan.transferEncoding = scan.transferEncoding === undefined ? v : `${scan.transferEncoding}, ${v}`; break;
+        case Rq.ContentLength:
+          if (scan.contentLength !== undefined && scan.contentLength !== v) scan.conflictingLength = true;
+          scan.contentLength ??= v;
+          break;
+        case Rq.XForwardedFor: scan.forwardedFor = scan.forwardedFor ? `${scan.forwardedFor}, ${v}` : v; break;
+        case Rq.Via: scan.via = v; break;
+        default: break;
+      }
+    }
+    at = eol + 2;
+  }
+  return scan;
+}
+
+/** `requestFraming` from a scan's values (same refusals, same answers). */
+export function scannedRequestFraming(s: RequestScan): Framing {
+  if (s.conflictingLength) throw new HttpParseError(400, 'conflicting content-length headers');
+  return framingOf(s.transferEncoding, s.contentLength);
 }

@@ -8,10 +8,10 @@
  * Every way a client or machine can misbehave ends that one exchange, never the proxy.
  * @module
  */
-import { connect, type Socket } from 'node:net';
+import { connect, Socket } from 'node:net';
 import type { RouteMachine } from '../api-types/watch.js';
 import type { Logger } from '../core/logger.js';
-import { BodyFramer, CRLFCRLF, headerValue, HttpParseError, parseRequestHead, parseResponseHead, requestFraming, responseFraming, type Head } from './http-codec.js';
+import { BodyFramer, CRLFCRLF, headerValue, HttpParseError, parseResponseHead, Rq, scannedFraming, scannedRequestFraming, scanRequestHead, scanResponseHead, type Head, type RequestScan, type ResponseScan } from './http-codec.js';
 import { labelKey, type ProxyMetrics } from './metrics.js';
 import { ProxyError, type AcquireOptions, type Lease, type MachinePool } from './pool.js';
 import { parseFlyReplay, replaySource } from './replay.js';
@@ -39,16 +39,33 @@ export interface HttpProxyOptions {
   maxReplayBodyBytes?: number;
 }
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'transfer-encoding-x']);
-/** Headers the proxy sets itself; a client's copies are dropped so they cannot be spoofed. */
-const MANAGED = new Set([
-  'fly-client-ip', 'fly-region', 'fly-request-id', 'fly-forwarded-port', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-ssl', 'x-forwarded-for', 'via', 'fly-replay-src',
-]);
+// Which request headers are hop-by-hop or set by the proxy: REQUEST_NAMES in http-codec.ts.
 const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'via', 'fly-request-id']);
 const MAX_REPLAYS = 3;
 const MAX_RESPONSE_HEAD = 64 * 1024;
 /** Response bodies up to this size that arrive with the head are copied behind it into one write. */
 const SMALL_BODY = 16 * 1024;
+
+const HTTP11 = Buffer.from(' HTTP/1.1\r\n');
+
+/**
+ * Copies src[from, to) to dst at `at`; answers the count. Short runs (header lines) by a loop:
+ * `Buffer#copy` makes a typed-array view per call, which costs more than the bytes.
+ */
+function copyBytes(src: Buffer, from: number, to: number, dst: Buffer, at: number): number {
+  const n = to - from;
+  if (n > 64) return src.copy(dst, at, from, to);
+  for (let i = 0; i < n; i++) dst[at + i] = src[from + i]!;
+  return n;
+}
+
+/** `head` (ending in CRLFCRLF) with one more header line before its end. */
+function withLine(head: Buffer, line: string): Buffer {
+  return Buffer.concat([head.subarray(0, head.length - 2), Buffer.from(`${line}\r\n\r\n`, 'latin1')]);
+}
+
+/** `HTTP/1.1 <status> ` per status code, made once. */
+const STATUS_PREFIX: string[] = [];
 
 const STATUS_TEXT: Record<number, string> = {
   301: 'Moved Permanently', 400: 'Bad Request', 404: 'Not Found', 408: 'Request Timeout', 431: 'Request Header Fields Too Large',
@@ -62,6 +79,12 @@ const STATUS_TEXT: Record<number, string> = {
  * is copied behind its head anyway.
  */
 const UPSTREAM_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+/**
+ * The same for plain client connections (accepted as raw handles, `adopt`): Node's default read
+ * path mallocs 64 KiB, shrinks it and wraps it in a new ArrayBuffer per read. TLS sockets keep
+ * the default path (`'data'` events of owned buffers).
+ */
+const CLIENT_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 const own = (view: Buffer): Buffer => Buffer.from(view);
 
 class Upstream {
@@ -115,7 +138,9 @@ class ClientConn {
   /** The forwarding headers that are the same for every request on this connection. */
   private readonly forwarded: string;
   // the exchange in progress
-  private req: Head | undefined;
+  private req: RequestScan | undefined;
+  /** The request head for the machine (built once per request; a retry or replay sends it again). */
+  private upHead: Buffer | undefined;
   private app = '';
   private requestId = '';
   private startedAt = 0;
@@ -136,7 +161,11 @@ class ClientConn {
   private replaySrc: string | undefined;
   private hints: AcquireOptions = {};
 
-  constructor(readonly socket: Socket, readonly kind: ListenerKind, private readonly proxy: HttpProxy, listenerPort: number | undefined) {
+  /**
+   * @param borrowed the socket reads into CLIENT_READ_BUFFER (`onRead`): every byte kept past a
+   * read, or handed to a write that may be queued, is copied first.
+   */
+  constructor(readonly socket: Socket, readonly kind: ListenerKind, private readonly proxy: HttpProxy, listenerPort: number | undefined, private readonly borrowed = false) {
     this.clientIp = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
     // The listener's port when known: saves a getsockname per connection.
     this.localPort = listenerPort ?? socket.localPort ?? 0;
@@ -148,9 +177,16 @@ class ClientConn {
     this.deadline = Date.now() + proxy.headTimeoutMs;
     this.timeoutStatus = 0; // a connection that never sends anything just closes
     socket.setNoDelay(true);
-    socket.on('data', (d: Buffer) => this.onData(d));
+    if (!borrowed) socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('error', () => undefined);
     socket.on('close', () => this.onClose());
+  }
+
+  /** Bytes read into the shared client buffer: valid only during this call. */
+  onRead(view: Buffer): void {
+    this.onData(view);
+    // A partial head or pipelined bytes kept as a view of the shared buffer: copy them now.
+    if (this.buf !== null && this.buf.buffer === view.buffer) this.buf = own(this.buf);
   }
 
   private onData(d: Buffer): void {
@@ -168,7 +204,7 @@ class ClientConn {
         if (!this.reqBodyDone) return this.forwardBody(d);
         break;
       case 'upgraded':
-        if (this.up && !this.up.socket.write(d)) this.backpressure(this.socket, this.up.socket);
+        if (this.up && !this.up.socket.write(this.borrowed ? own(d) : d)) this.backpressure(this.socket, this.up.socket);
         return;
       default:
         break;
@@ -197,16 +233,15 @@ class ClientConn {
       return;
     }
     if (end > this.proxy.maxHeadBytes) return this.fail(431, `request head larger than ${this.proxy.maxHeadBytes} bytes`);
-    const text = buf.toString('latin1', 0, end);
     const rest = buf.subarray(end + 4);
     this.buf = rest.length > 0 ? rest : null;
-    let head: Head;
+    let head: RequestScan;
     try {
-      head = parseRequestHead(text, this.proxy.maxHeaders);
+      head = scanRequestHead(buf, end, this.proxy.maxHeaders);
     } catch (err) {
       return this.fail((err as HttpParseError).status ?? 400, (err as Error).message);
     }
-    this.startRequest(head);
+    this.startRequest(head, buf);
   }
 
   /** Answers an unparseable request and closes: the stream cannot be trusted after it. */
@@ -217,36 +252,24 @@ class ClientConn {
     this.respond(status, `hangar proxy: ${message}\n`);
   }
 
-  private startRequest(h: Head): void {
+  /** `buf` holds the head `h` was scanned from (maybe a view of a shared read buffer: used only now). */
+  private startRequest(h: RequestScan, buf: Buffer): void {
     this.phase = 'routing';
     this.deadline = Infinity;
     // No pause here: bytes that arrive before the exchange wants them are kept by onData, which
     // pauses then (a pause/resume pair per request costs a tick and stream bookkeeping).
     this.req = h;
+    this.upHead = undefined;
     this.startedAt = performance.now();
     this.requestId = this.proxy.newRequestId();
     this.resHeadSent = false;
     this.replays = 0;
     this.replaySrc = undefined;
-    // The headers routing needs, in one pass.
-    let connection = '';
-    let host: string | undefined;
-    let upgrade: string | undefined;
-    let force: string | undefined;
-    let prefer: string | undefined;
-    for (let i = 0; i < h.names.length; i++) {
-      switch (h.names[i]) {
-        case 'connection': connection = connection ? `${connection}, ${h.values[i]!.toLowerCase()}` : h.values[i]!.toLowerCase(); break;
-        case 'host': host ??= h.values[i]; break;
-        case 'upgrade': upgrade ??= h.values[i]; break;
-        case 'fly-force-instance-id': force ??= h.values[i]; break;
-        case 'fly-prefer-region': prefer ??= h.values[i]; break;
-        default: break;
-      }
-    }
+    const connection = h.connection;
+    const host = h.host;
     this.keepAlive = h.minor === 1 ? connection === '' || !/\bclose\b/.test(connection) : /\bkeep-alive\b/.test(connection);
     try {
-      this.reqFramer = new BodyFramer(requestFraming(h));
+      this.reqFramer = new BodyFramer(scannedRequestFraming(h));
     } catch (err) {
       return this.fail((err as HttpParseError).status, (err as Error).message);
     }
@@ -270,13 +293,16 @@ class ClientConn {
         return this.respond(301, `hangar proxy: ${location}\n`, [`location: ${location}`]);
       }
     }
-    this.upgrade = upgrade !== undefined && /\bupgrade\b/.test(connection);
+    this.upgrade = h.upgrade !== undefined && /\bupgrade\b/.test(connection);
+    const force = h.forceInstance;
+    const prefer = h.preferRegion;
     this.hints = force || prefer
       ? {
           ...(force ? { instance: force } : {}),
           ...(prefer ? { preferRegions: prefer.split(',').map((r) => r.trim()).filter(Boolean) } : {}),
         }
       : NO_HINTS;
+    this.upHead = this.upstreamHead(h, buf);
     this.route(app, this.hints);
   }
 
@@ -319,7 +345,8 @@ class ClientConn {
     this.phase = 'exchange';
     this.deadline = Date.now() + this.proxy.upstreamTimeoutMs;
     this.timeoutStatus = 504;
-    up.socket.write(this.requestHead(lease), 'latin1');
+    const head = this.upHead!;
+    up.socket.write(this.replaySrc ? withLine(head, `fly-replay-src: ${this.replaySrc}`) : head);
     if (this.retained && (this.replays > 0 || fresh) && this.reqBodyDone) {
       for (const b of this.retained) up.socket.write(b);
       return;
@@ -332,29 +359,59 @@ class ClientConn {
     if (!this.reqBodyDone && this.phase === 'exchange') this.socket.resume();
   }
 
-  private requestHead(lease: Lease): string {
-    const h = this.req!;
-    const conn = (headerValue(h, 'connection') ?? '').toLowerCase();
-    const named = conn ? new Set(conn.split(',').map((t) => t.trim())) : undefined;
-    let xff: string | undefined;
-    let via: string | undefined;
-    let s = `${h.method} ${h.target} HTTP/1.1\r\n`;
-    for (let i = 0; i < h.names.length; i++) {
-      const n = h.names[i]!;
-      if (HOP_BY_HOP.has(n) || MANAGED.has(n) || named?.has(n)) {
-        if (n === 'x-forwarded-for') xff = xff ? `${xff}, ${h.values[i]}` : h.values[i];
-        else if (n === 'via') via = h.values[i];
-        continue;
+  /**
+   * The head for the machine: the request line as HTTP/1.1, the client's header lines copied as
+   * they are except hop-by-hop ones (and those its Connection header names) and the forwarding
+   * headers the proxy sets itself, then ours. One new buffer: it outlives the read it came from.
+   */
+  private upstreamHead(h: RequestScan, buf: Buffer): Buffer {
+    // Tokens of Connection other than the usual ones name more hop-by-hop headers (rare).
+    let named: string[] | undefined;
+    if (h.connection !== '') {
+      for (const t of h.connection.split(',')) {
+        const token = t.trim();
+        if (token !== '' && token !== 'close' && token !== 'keep-alive' && token !== 'upgrade') (named ??= []).push(token);
       }
-      s += `${n}: ${h.values[i]}\r\n`;
     }
-    s +=
+    const { lines, kinds } = h;
+    const keep: boolean[] = [];
+    let kept = 0;
+    for (let i = 0, l = 0; l < lines.length; i++, l += 3) {
+      const k = kinds[i]!;
+      let ok = k === Rq.Other || k === Rq.Host || k === Rq.ForceInstance || k === Rq.PreferRegion || k === Rq.TransferEncoding || k === Rq.ContentLength;
+      if (ok && named && named.includes(buf.toString('latin1', lines[l]!, lines[l + 1]!).toLowerCase())) ok = false;
+      keep.push(ok);
+      if (ok) kept += lines[l + 2]! + 2 - lines[l]!;
+    }
+    const xff = h.forwardedFor;
+    const via = h.via;
+    let suffix =
       `x-forwarded-for: ${xff ? `${xff}, ${this.clientIp}` : this.clientIp}\r\n${this.forwarded}fly-request-id: ${this.requestId}\r\n` +
       `via: ${via ? `${via}, ` : ''}1.1 hangar\r\n`;
-    if (this.upgrade) s += `connection: upgrade\r\nupgrade: ${headerValue(h, 'upgrade')}\r\n`;
-    if (this.replaySrc) s += `fly-replay-src: ${this.replaySrc}\r\n`;
-    void lease;
-    return `${s}\r\n`;
+    if (this.upgrade) suffix += `connection: upgrade\r\nupgrade: ${h.upgrade}\r\n`;
+    suffix += '\r\n';
+    const out = Buffer.allocUnsafe(h.targetEnd + HTTP11.length + kept + suffix.length);
+    // Copied in runs: the request line with the kept lines after it when it is already HTTP/1.1,
+    // and adjacent kept lines together.
+    let at = 0;
+    let from = 0;
+    let to = h.targetEnd;
+    if (h.minor !== 1) {
+      at = copyBytes(buf, 0, h.targetEnd, out, 0);
+      at += copyBytes(HTTP11, 0, HTTP11.length, out, at);
+      from = to = lines.length > 0 ? lines[0]! : 0;
+    } else to = h.targetEnd + HTTP11.length;
+    for (let i = 0, l = 0; l < lines.length; i++, l += 3) {
+      if (!keep[i]) continue;
+      if (lines[l] !== to) {
+        at += copyBytes(buf, from, to, out, at);
+        from = lines[l]!;
+      }
+      to = lines[l + 2]! + 2;
+    }
+    at += copyBytes(buf, from, to, out, at);
+    out.write(suffix, at, 'latin1');
+    return out;
   }
 
   private forwardBody(d: Buffer): void {
@@ -365,7 +422,9 @@ class ClientConn {
       this.up?.destroy();
       return this.fail((err as HttpParseError).status ?? 400, (err as Error).message);
     }
-    const part = n === d.length ? d : d.subarray(0, n);
+    const view = n === d.length ? d : d.subarray(0, n);
+    // Written (and maybe queued) and retained for a replay: must not be a view of a shared buffer.
+    const part = this.borrowed && n > 0 ? own(view) : view;
     if (this.retained) {
       this.retainedBytes += part.length;
       if (this.retainedBytes <= this.proxy.maxReplayBodyBytes) this.retained.push(part);
@@ -396,6 +455,72 @@ class ClientConn {
       if (buf.length > MAX_RESPONSE_HEAD) this.upstreamFailed(`response head larger than ${MAX_RESPONSE_HEAD} bytes`);
       return;
     }
+    let scan: ResponseScan;
+    try {
+      scan = scanResponseHead(buf, end);
+    } catch (err) {
+      return this.upstreamFailed((err as Error).message);
+    }
+    // Interim answers, upgrades and fly-replay take the string path; final responses are copied.
+    if (scan.status < 200 || scan.flyReplay) return this.specialResponse(up, buf, end);
+    const rest = buf.subarray(end + 4);
+    this.resBuf = null;
+    const framing = scannedFraming(scan, this.req!.method);
+    this.resFramer = new BodyFramer(framing);
+    const upConn = scan.connection === undefined ? '' : scan.connection.toLowerCase();
+    this.upstreamClose = framing.kind === 'close' || (upConn !== '' && /\bclose\b/.test(upConn)) || (scan.minor === 0 && !/\bkeep-alive\b/.test(upConn));
+    if (framing.kind === 'close' || !this.reqBodyDone) this.keepAlive = false;
+    this.deadline = Infinity;
+    this.timeoutStatus = 0;
+    // Head and the body bytes that came with it leave in one write (one syscall, one segment).
+    let n = 0;
+    if (rest.length > 0) {
+      try {
+        n = this.resFramer.feed(rest);
+      } catch (err) {
+        this.socket.write(this.scannedHead(scan, buf, rest, 0));
+        return this.upstreamFailed((err as Error).message);
+      }
+      if (n < rest.length) this.upstreamClose = true; // bytes after the response: do not reuse
+    }
+    let ok: boolean;
+    if (n <= SMALL_BODY) ok = this.socket.write(this.scannedHead(scan, buf, rest, n));
+    else {
+      this.socket.cork();
+      this.socket.write(this.scannedHead(scan, buf, rest, 0));
+      ok = this.socket.write(own(rest.subarray(0, n)));
+      this.socket.uncork();
+    }
+    if (!ok) this.backpressure(up.socket, this.socket);
+    if (this.resFramer.done) this.finish();
+  }
+
+  /**
+   * The client's response head from a scanned machine head (its kept header lines copied as they
+   * are, ours added) followed by the first `n` bytes of `body`, in one new buffer; marks it sent.
+   */
+  private scannedHead(scan: ResponseScan, head: Buffer, body: Buffer, n: number): Buffer {
+    const prefix = (STATUS_PREFIX[scan.status] ??= `HTTP/1.1 ${scan.status} `);
+    const via = scan.via;
+    let suffix = `fly-request-id: ${this.requestId}\r\nvia: ${via ? `${via}, ` : ''}1.1 hangar\r\n`;
+    if (!this.keepAlive) suffix += 'connection: close\r\n';
+    else if (this.req!.minor === 0) suffix += 'connection: keep-alive\r\n';
+    // prefix and the suffix's fixed parts are ASCII; `via` and the request id are latin1 like the head.
+    const out = Buffer.allocUnsafe(prefix.length + scan.keptBytes + suffix.length + 2 + n);
+    let at = out.write(prefix, 0, 'latin1');
+    const keep = scan.keep;
+    for (let i = 0; i < keep.length; i += 2) at += copyBytes(head, keep[i]!, keep[i + 1]!, out, at);
+    at += out.write(suffix, at, 'latin1');
+    out[at++] = 13;
+    out[at++] = 10;
+    if (n > 0) copyBytes(body, 0, n, out, at);
+    this.status = scan.status;
+    this.resHeadSent = true;
+    return out;
+  }
+
+  /** Interim (1xx), upgrade (101) and fly-replay answers, from the parsed string head. */
+  private specialResponse(up: Upstream, buf: Buffer, end: number): void {
     let head: Head;
     try {
       head = parseResponseHead(buf.toString('latin1', 0, end));
@@ -405,51 +530,16 @@ class ClientConn {
     const rest = buf.subarray(end + 4);
     this.resBuf = null;
     if (head.status === 101 && this.upgrade) return this.upgraded(head, rest);
+    const replay = headerValue(head, 'fly-replay');
     if (head.status >= 100 && head.status < 200) {
       // Interim answers (100 Continue, 103) pass through; the final one follows.
       this.socket.write(`HTTP/1.1 ${head.status} ${head.reason}\r\n\r\n`);
       if (rest.length > 0) this.onUpstreamData(up, rest);
       return;
     }
-    const replay = headerValue(head, 'fly-replay');
     if (replay !== undefined) return this.replay(replay);
-    const framing = responseFraming(head, this.req!.method);
-    this.resFramer = new BodyFramer(framing);
-    const upConn = (headerValue(head, 'connection') ?? '').toLowerCase();
-    this.upstreamClose = framing.kind === 'close' || /\bclose\b/.test(upConn) || (head.minor === 0 && !/\bkeep-alive\b/.test(upConn));
-    if (framing.kind === 'close' || !this.reqBodyDone) this.keepAlive = false;
-    this.deadline = Infinity;
-    this.timeoutStatus = 0;
-    const text = this.responseHead(head);
-    if (rest.length === 0) {
-      this.socket.write(text, 'latin1');
-      if (this.resFramer.done) this.finish();
-      return;
-    }
-    // Head and the body bytes that came with it leave in one write (one syscall, one segment).
-    let n: number;
-    try {
-      n = this.resFramer.feed(rest);
-    } catch (err) {
-      this.socket.write(text, 'latin1');
-      return this.upstreamFailed((err as Error).message);
-    }
-    if (n < rest.length) this.upstreamClose = true; // bytes after the response: do not reuse
-    let ok: boolean;
-    if (n === 0) ok = this.socket.write(text, 'latin1');
-    else if (n <= SMALL_BODY) {
-      const out = Buffer.allocUnsafe(text.length + n);
-      out.write(text, 0, 'latin1');
-      rest.copy(out, text.length, 0, n);
-      ok = this.socket.write(out);
-    } else {
-      this.socket.cork();
-      this.socket.write(text, 'latin1');
-      ok = this.socket.write(own(rest.subarray(0, n)));
-      this.socket.uncork();
-    }
-    if (!ok) this.backpressure(up.socket, this.socket);
-    if (this.resFramer.done) this.finish();
+    // Unreachable: onUpstreamData sends only 1xx and fly-replay answers here.
+    this.upstreamFailed('internal error: unexpected response shape');
   }
 
   private writeResponseHead(head: Head): void {
@@ -612,6 +702,7 @@ class ClientConn {
   private done(): void {
     if (this.phase !== 'upgraded') this.record();
     this.req = undefined;
+    this.upHead = undefined;
     this.resFramer = undefined;
     this.retained = null;
     this.app = '';
@@ -737,6 +828,29 @@ export class HttpProxy {
     const c = new ClientConn(socket, kind, this, listenerPort);
     this.conns.add(c);
     this.metrics.activeConnections.incKey(kind === 'https' ? ACTIVE_HTTPS : ACTIVE_HTTP);
+  }
+
+  /**
+   * Takes a plain client connection as the raw libuv handle a listener accepted (accept-raw.ts),
+   * wrapped here with `onread` into the shared client read buffer.
+   */
+  adopt(handle: unknown, listenerPort?: number): void {
+    let conn: ClientConn | undefined;
+    const socket = new Socket({
+      handle,
+      readable: true,
+      writable: true,
+      onread: {
+        buffer: CLIENT_READ_BUFFER,
+        callback: (n: number, buf: Uint8Array) => {
+          conn?.onRead((buf as Buffer).subarray(0, n));
+          return true;
+        },
+      },
+    } as ConstructorParameters<typeof Socket>[0]);
+    conn = new ClientConn(socket, 'http', this, listenerPort, true);
+    this.conns.add(conn);
+    this.metrics.activeConnections.incKey(ACTIVE_HTTP);
   }
 
   drop(c: ClientConn): void {

@@ -57,6 +57,22 @@ describe('proxy data path is byte-exact', { timeout: 90_000 }, () => {
       const u = new URL(req.url ?? '/', 'http://x');
       const seed = Number(u.searchParams.get('seed'));
       const size = Number(u.searchParams.get('size'));
+      if (u.pathname === '/upload') {
+        // Echoes what arrived (length and hash); a slow machine stops reading for a while, so
+        // the proxy's writes to it queue while other client connections keep reading.
+        const hash = createHash('sha256');
+        let length = 0;
+        req.on('data', (d: Buffer) => {
+          hash.update(d);
+          length += d.length;
+        });
+        if (u.searchParams.get('slow')) {
+          req.pause();
+          setTimeout(() => req.resume(), 400);
+        }
+        req.on('end', () => res.end(JSON.stringify({ length, sha: hash.digest('hex') })));
+        return;
+      }
       const body = bytesFor(seed, size);
       res.setHeader('x-sha', sha(body));
       if (u.pathname === '/chunked') {
@@ -110,6 +126,82 @@ describe('proxy data path is byte-exact', { timeout: 90_000 }, () => {
       assert.equal(r.body.length, r.c.size, `${r.c.path} size ${r.c.size}: length`);
       assert.ok(r.body.equals(bytesFor(r.seed, r.c.size)), `${r.c.path} size ${r.c.size}${r.c.slow ? ' (slow reader)' : ''}: bytes differ`);
     }
+  });
+
+  test('request bodies of every framing arrive intact while other clients keep reading', async () => {
+    // Client connections read into one shared buffer too: whatever a queued write to a machine or
+    // a replay copy keeps must be its own copy.
+    const send = (seed: number, size: number, chunked: boolean, slow: boolean) =>
+      new Promise<{ length: number; sha: string }>((resolve, reject) => {
+        const body = bytesFor(seed, size);
+        const req = request(
+          {
+            host: '127.0.0.1', port: rig.port, method: 'POST', path: `/upload${slow ? '?slow=1' : ''}`, timeout: 20_000,
+            headers: { host: 'bytes.localhost', ...(chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': String(size) }) },
+          },
+          (res) => {
+            const parts: Buffer[] = [];
+            res.on('data', (d: Buffer) => parts.push(d));
+            res.on('end', () => resolve(JSON.parse(Buffer.concat(parts).toString()) as { length: number; sha: string }));
+          },
+        );
+        req.on('timeout', () => req.destroy(new Error('client timeout')));
+        req.on('error', reject);
+        // Written in uneven pieces over several ticks, so reads interleave across connections.
+        let at = 0;
+        const step = () => {
+          if (at >= body.length) return req.end();
+          const n = Math.min(body.length - at, 1 + ((at * 7 + seed) % 40_000));
+          req.write(body.subarray(at, at + n));
+          at += n;
+          setImmediate(step);
+        };
+        step();
+      });
+    const cases: { size: number; chunked: boolean; slow: boolean }[] = [];
+    for (let i = 0; i < 12; i++) cases.push({ size: [1, 700, 65_536, 65_537, 300_000, 12_000_000][i % 6]!, chunked: i % 2 === 1, slow: i % 6 >= 4 });
+    const got = await Promise.all(cases.map((c, i) => send(500 + i, c.size, c.chunked, c.slow)));
+    got.forEach((g, i) => {
+      const c = cases[i]!;
+      assert.equal(g.length, c.size, `upload ${i} (${c.size} bytes${c.chunked ? ', chunked' : ''}${c.slow ? ', slow machine' : ''}): length`);
+      assert.equal(g.sha, sha(bytesFor(500 + i, c.size)), `upload ${i} (${c.size} bytes${c.chunked ? ', chunked' : ''}${c.slow ? ', slow machine' : ''}): bytes differ`);
+    });
+  });
+
+  test('a request head split across many small reads is put together intact', async () => {
+    const head = `GET /length?seed=77&size=5000 HTTP/1.1\r\nHost: bytes.localhost\r\nX-Pad: ${'p'.repeat(3000)}\r\n\r\n`;
+    const got = await new Promise<Buffer>((resolve, reject) => {
+      const s = connect({ host: '127.0.0.1', port: rig.port });
+      s.setNoDelay(true);
+      const parts: Buffer[] = [];
+      s.on('data', (d: Buffer) => {
+        parts.push(d);
+        const all = Buffer.concat(parts);
+        const headEnd = all.indexOf('\r\n\r\n');
+        if (headEnd > 0 && all.length >= headEnd + 4 + 5000) {
+          s.destroy();
+          resolve(all);
+        }
+      });
+      s.on('error', reject);
+      setTimeout(() => {
+        s.destroy();
+        reject(new Error('no whole response in 10 s'));
+      }, 10_000);
+      // Pieces with pauses between them: each arrives as its own read, reusing the shared buffer.
+      let at = 0;
+      const step = () => {
+        if (at >= head.length) return;
+        const n = 1 + (at % 500);
+        s.write(head.slice(at, at + n));
+        at += n;
+        setTimeout(step, 2);
+      };
+      step();
+    });
+    const headEnd = got.indexOf('\r\n\r\n');
+    assert.match(got.toString('latin1', 0, headEnd), /^HTTP\/1\.1 200 /);
+    assert.ok(got.subarray(headEnd + 4, headEnd + 4 + 5000).equals(bytesFor(77, 5000)), 'body bytes');
   });
 
   test('keep-alive pipelining on one client connection keeps order and bytes', async () => {

@@ -51,6 +51,21 @@ describe('http proxy', { timeout: 60_000 }, () => {
     assert.equal(r.headers['fly-request-id'], seen.headers['fly-request-id']);
     // keep-alive: many requests over one agent work
     for (let i = 0; i < 20; i++) assert.equal((await get(`${rig.url}/`, 'web.localhost')).status, 200);
+    // Hop-by-hop headers, the ones Connection names and spoofed forwarding headers never reach the
+    // machine; other lines arrive as the client wrote them; an HTTP/1.0 request goes on as 1.1.
+    const wire = await raw(rig.port, [
+      'GET /h HTTP/1.0', 'Host: web.localhost', 'Connection: close, X-Secret', 'connection: X-Other', 'X-Secret: s', 'X-Other: o', 'Keep-Alive: 5',
+      'TE: trailers', 'Proxy-Connection: x', 'Fly-Region: spoofed', 'Via: 1.0 edge', 'X-Forwarded-For: 198.51.100.1', 'x-forwarded-for: 198.51.100.2',
+      'X-Custom:  v  ', '', '',
+    ].join('\r\n'));
+    assert.match(wire, /^HTTP\/1\.1 200 /);
+    const echoed = JSON.parse(wire.slice(wire.indexOf('\r\n\r\n') + 4)) as { headers: Record<string, string> };
+    for (const h of ['x-secret', 'x-other', 'keep-alive', 'te', 'proxy-connection']) assert.equal(echoed.headers[h], undefined, h);
+    assert.equal(echoed.headers['fly-region'], 'lcl');
+    assert.equal(echoed.headers.via, '1.0 edge, 1.1 hangar');
+    assert.equal(echoed.headers['x-forwarded-for'], '198.51.100.1, 198.51.100.2, 127.0.0.1');
+    assert.equal(echoed.headers['x-custom'], 'v');
+    assert.match(wire, /\r\nconnection: close\r\n/i, 'a 1.0 client without keep-alive gets connection: close');
   });
 
   test('unknown host: 404 naming the app; app whose machines are gone: 503', async () => {
