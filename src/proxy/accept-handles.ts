@@ -112,7 +112,11 @@ export class AcceptBooster {
     const copy = createServer(this.options.onConnection);
     // listen() on the already-listening socket only sets the backlog again (the helper's is 511).
     copy.listen(handle as never, this.options.backlog, () => {
-      if (this.options.onHandle) acceptRaw(copy, this.options.onHandle);
+      try {
+        if (this.options.onHandle) acceptRaw(copy, this.options.onHandle);
+      } catch {
+        // No raw accept on this Node: this copy hands out Node sockets through onConnection.
+      }
       this.pending?.(copy);
     });
   }

@@ -216,8 +216,15 @@ export function createProxy(o: ProxyOptions) {
         http.adopt(h, plainPort);
         maybeBoost();
       };
-      acceptRaw(plain, onPlainHandle);
-      await moreAcceptHandles(plain, (s) => plainServer.emit('connection', s), onPlainHandle);
+      let raw = true;
+      try {
+        acceptRaw(plain, onPlainHandle);
+      } catch (err) {
+        // A Node without the listen handle's accept hook: Node-made sockets work, just slower.
+        raw = false;
+        logger.warn('proxy: plain connections fall back to Node sockets', { error: (err as Error).message });
+      }
+      await moreAcceptHandles(plain, (s) => plainServer.emit('connection', s), raw ? onPlainHandle : undefined);
       if (o.httpsListen) {
         await certs.ensureCa();
         secure = createTlsServer(
