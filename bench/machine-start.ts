@@ -30,7 +30,7 @@ import { realProviders, tempDataDir, crunUnavailable } from '../src/agent/driver
 import { mountMachineRootfs, unmountMachineRootfs } from '../src/agent/images/image-store.js';
 import { silentLogger } from '../src/core/logger.js';
 import { baseSpec } from '../src/agent/drivers/driver.conformance.js';
-import { startCrunHangar } from './lib/crun-hangar.js';
+import { startCrunHangar, stats } from './lib/crun-hangar.js';
 
 const cycles = Number(process.argv[2] ?? 100);
 const outName = process.argv[3] ?? 'machine-start';
@@ -59,13 +59,6 @@ async function firstOk(host: string, port = 8080, limitMs = 5000): Promise<void>
     if (performance.now() > deadline) throw new Error(`no HTTP 200 from ${host}:${port} within ${limitMs} ms`);
     await new Promise((r) => setTimeout(r, 0.5));
   }
-}
-
-function stats(samples: number[]) {
-  const s = [...samples].sort((a, b) => a - b);
-  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
-  const r = (x: number) => Math.round(x * 100) / 100;
-  return { n: s.length, min: r(s[0]!), p50: r(q(0.5)), p90: r(q(0.9)), p99: r(q(0.99)), max: r(s.at(-1)!), mean: r(s.reduce((a, b) => a + b, 0) / s.length) };
 }
 
 /**
@@ -236,6 +229,9 @@ async function main(): Promise<void> {
       api_vs_bare_pinned: ratio(stats(apiSamples).p99, stats(barePinnedSamples).p99),
     },
     targets: { api_p50_ms: 30, api_p99_ms: 80, api_vs_bare_p50: 1.5 },
+    // Every sample in the order taken (round by round), for looking at the tail.
+    samples_ms: Object.fromEntries(Object.entries({ api: apiSamples, agent: agentSamples, bare: bareSamples, bare_pinned: barePinnedSamples, agent_shim_spawned_by_agent: agentSpawnSamples })
+      .map(([k, v]) => [k, v.map((x) => Math.round(x * 100) / 100)])),
   };
   await mkdir(new URL('../../bench/results/', import.meta.url), { recursive: true });
   await writeFile(new URL(`../../bench/results/${outName}.json`, import.meta.url), `${JSON.stringify(result, null, 2)}\n`);

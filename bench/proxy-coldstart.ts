@@ -12,6 +12,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createProxy } from '../src/proxy/create-proxy.js';
+import { stats } from './lib/stats.js';
 import type { Logger } from '../src/core/logger.js';
 import { crunClusterUnavailable, startCrunCluster } from '../src/testkit/crun-cluster.js';
 
@@ -30,11 +31,6 @@ function firstByte(url: string, host: string): Promise<{ status: number; ms: num
   });
 }
 
-const stats = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const q = (p: number) => Number(s[Math.min(s.length - 1, Math.floor(p * s.length))]!.toFixed(2));
-  return { n: s.length, min: q(0), p50: q(0.5), p90: q(0.9), p99: q(0.99), max: q(1) };
-};
 
 async function until(probe: () => boolean | Promise<boolean>, ms: number): Promise<void> {
   const deadline = Date.now() + ms;

@@ -34,13 +34,7 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 /** A sleep that does not keep the process alive (for bounding races). */
 export const bound = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
-export function stats(samples: number[]) {
-  if (samples.length === 0) return { n: 0, min: NaN, p50: NaN, p90: NaN, p99: NaN, max: NaN, mean: NaN };
-  const s = [...samples].sort((a, b) => a - b);
-  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
-  const r = (x: number) => Math.round(x * 100) / 100;
-  return { n: s.length, min: r(s[0]!), p50: r(q(0.5)), p90: r(q(0.9)), p99: r(q(0.99)), max: r(s.at(-1)!), mean: r(s.reduce((a, b) => a + b, 0) / s.length) };
-}
+export { stats } from './stats.js';
 
 /** One GET / to a machine's app on port 8080 (a fresh connection each time, as a client would). */
 export function httpStatus(host: string, port = 8080): Promise<number> {
