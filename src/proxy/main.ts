@@ -57,7 +57,20 @@ export async function runProxyMain(args: string[]): Promise<number> {
     ...(values['cert-dir'] ? { certDir: values['cert-dir'] } : {}),
     ...(interval !== undefined ? { autostopIntervalMs: interval } : {}),
   });
-  const running = await proxy.start();
+  let running: Awaited<ReturnType<typeof proxy.start>>;
+  try {
+    running = await proxy.start();
+  } catch (err) {
+    // A listener that failed (port in use): stop what did start (the route stream, timers), so the
+    // process exits with the error instead of lingering half up.
+    await proxy.close().catch(() => undefined);
+    const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+    if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
+      const what = e.code === 'EADDRINUSE' ? 'another process listens there' : e.code === 'EACCES' ? 'permission denied (ports below 1024 need root)' : 'no such address on this host';
+      throw new ProxyUsageError(`hangar proxy: cannot listen on ${e.address}:${e.port}: ${what}; pass another --proxy-listen, --https-listen or --metrics-listen HOST:PORT`);
+    }
+    throw err;
+  }
   process.stdout.write(`hangar proxy: ${running.url}${running.httpsUrl ? ` and ${running.httpsUrl}` : ''}, apps as <app>.${values['app-domain'] ?? DEFAULT_APP_DOMAIN}, region ${region}${running.metricsUrl ? `, metrics ${running.metricsUrl}` : ''}\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);

@@ -1,7 +1,10 @@
 /**
  * `hangar up`: the whole platform on this host, in the foreground. The API server runs in this
  * process on the embedded SQLite store; the agent runs as a child process (so a server restart never
- * takes running machines down with it) and is restarted if it dies. Ctrl-C / SIGTERM stops both.
+ * takes running machines down with it), and so does the edge proxy (`hangar proxy`: the data path
+ * gets an event loop and a core of its own, and a burst of traffic never delays the API, whose
+ * start calls autostart itself waits on). Both are restarted if they die. Ctrl-C / SIGTERM stops
+ * all three.
  * @module
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -9,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { crunProblems } from '../agent/drivers/crun/prerequisites.js';
 import { realExecutor, realProbes } from '../host/probes.js';
@@ -16,7 +20,7 @@ import { HOST_REQUIREMENTS } from '../host/requirements.js';
 import { setupHost } from '../host/runner.js';
 import { writeCliConfig } from '../cli/config.js';
 import { createLogger } from '../core/logger.js';
-import { bootstrap } from '../server/bootstrap.js';
+import { ADMIN_TOKEN_FILE, bootstrap } from '../server/bootstrap.js';
 import { createApiServer } from '../server/create-server.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import { SERVER_V8_FLAGS, serverProcessEnv } from './server-process.js';
@@ -26,17 +30,44 @@ import {
 
 const DRIVERS = ['crun', 'runc', 'fake'] as const;
 
-async function startUpProxy(o: { apiUrl: string; token: string; region: string; listen: string | undefined; domain: string | undefined; dataDir: string }) {
-  const { createProxy } = await import('../proxy/create-proxy.js');
+/** What `hangar proxy` prints once it listens (src/proxy/main.ts): its URL and its metrics URL. */
+const PROXY_READY = /^hangar proxy: (http:\/\/\S+?),? .*?metrics (http:\/\/\S+)/;
+
+/**
+ * Starts the edge proxy as a supervised child process and waits until it listens. It follows the
+ * API's route stream like any other proxy, with the admin token from its file. Fails (and leaves
+ * no process behind) when the first launch exits before it listens, e.g. a port in use.
+ */
+async function startUpProxy(o: { apiUrl: string; region: string; listen: string | undefined; domain: string | undefined; dataDir: string }) {
   const { DEFAULT_APP_DOMAIN, DEFAULT_PROXY_LISTEN } = await import('../proxy/main.js');
   const domain = o.domain ?? DEFAULT_APP_DOMAIN;
   const listen = parseListen('proxy-listen', o.listen ?? DEFAULT_PROXY_LISTEN);
-  const proxy = createProxy({
-    apiUrl: o.apiUrl, token: o.token, region: o.region, domain, listen, logger: createLogger({ component: 'proxy' }),
-    metricsListen: { host: '127.0.0.1', port: 0 }, certDir: join(o.dataDir, 'proxy-certs'),
+  const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host;
+  let ready: (urls: { url: string; metricsUrl: string }) => void = () => {};
+  const firstReady = new Promise<{ url: string; metricsUrl: string }>((resolve) => (ready = resolve));
+  const proxy = supervise('proxy', [
+    MAIN_JS, 'proxy', '--api-url', o.apiUrl, '--token-file', join(o.dataDir, ADMIN_TOKEN_FILE),
+    '--proxy-listen', `${host}:${listen.port}`, '--app-domain', domain, '--region', o.region,
+    '--metrics-listen', '127.0.0.1:0', '--cert-dir', join(o.dataDir, 'proxy-certs'),
+  ], {
+    onLine: (line) => {
+      const m = PROXY_READY.exec(line);
+      if (m) ready({ url: m[1]!, metricsUrl: m[2]! });
+      else process.stdout.write(`${line}\n`);
+    },
+    fatalUntil: firstReady,
   });
-  const running = await proxy.start();
-  return { url: running.url, domain, metricsUrl: running.metricsUrl, close: () => proxy.close() };
+  const failed = proxy.firstExit.then((how) => {
+    throw new UsageError(`hangar up: the proxy did not start (${how}; its message is above). Free the port or pass --proxy-listen HOST:PORT, or --no-proxy`);
+  });
+  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('hangar up: the proxy did not listen within 30 s')), 30_000).unref());
+  try {
+    const urls = await Promise.race([firstReady, failed, timeout]);
+    return { ...urls, domain, stop: () => proxy.stop(), kill: () => proxy.kill() };
+  } catch (err) {
+    await proxy.stop();
+    throw err;
+  }
 }
 const MAIN_JS = fileURLToPath(new URL('../main.js', import.meta.url));
 
@@ -79,7 +110,7 @@ export async function runUp(args: string[]): Promise<number> {
   if (created) say('hangar: first start: created organization "personal" and an admin token');
 
   const agentUrl = `http://${agentListen.host}:${agentListen.port}`;
-  const agent = superviseAgent([
+  const agent = supervise('agent', [
     MAIN_JS, 'agent', '--data-dir', agentDir, '--listen', `${agentListen.host}:${agentListen.port}`,
     '--region', region, '--driver', driver, '--token-file', agentTokenFile,
     '--stop-machines-on-exit',
@@ -100,10 +131,15 @@ export async function runUp(args: string[]): Promise<number> {
   writeCliConfig(configDir, { api_url: url, token: adminToken });
   say(`hangar: API server ${url} (Fly Machines API under /v1), region ${region}, driver ${driver}`);
   say(`hangar: agent ${agentUrl}; CLI configured in ${join(configDir, 'config.json')} (\`hangar auth token\` prints the token)`);
-  // The edge proxy runs in this process too and follows the API's route stream like any other.
   let proxy: Awaited<ReturnType<typeof startUpProxy>> | undefined;
   if (!flags['no-proxy']) {
-    proxy = await startUpProxy({ apiUrl: url, token: adminToken, region, listen: flags['proxy-listen'], domain: flags['app-domain'], dataDir });
+    try {
+      proxy = await startUpProxy({ apiUrl: url, region, listen: flags['proxy-listen'], domain: flags['app-domain'], dataDir });
+    } catch (err) {
+      await server.close().catch(() => undefined);
+      await agent.stop();
+      throw err;
+    }
     say(`hangar: proxy ${proxy.url} routes <app>.${proxy.domain} to apps (metrics ${proxy.metricsUrl})`);
   }
   say('hangar: up. Press Ctrl-C to stop.');
@@ -116,12 +152,13 @@ export async function runUp(args: string[]): Promise<number> {
   const forceQuit = () => {
     process.stderr.write('hangar: forced exit\n');
     agent.kill();
+    proxy?.kill();
     process.exit(130);
   };
   process.once('SIGINT', forceQuit);
   process.once('SIGTERM', forceQuit);
   say('hangar: shutting down ...');
-  await proxy?.close();
+  await proxy?.stop();
   await server.close();
   await agent.stop();
   say('hangar: stopped');
@@ -150,28 +187,48 @@ async function defaultDriver(): Promise<string> {
 /** The benches launch `hangar up` as `bin/hangar` does, from the same constants. */
 export { SERVER_MALLOC_ENV, SERVER_V8_FLAGS, serverProcessEnv } from './server-process.js';
 
-/** Runs the agent as a child process, restarting it (with backoff) if it dies on its own. */
-function superviseAgent(args: string[]): { stop(): Promise<void>; kill(): void } {
+/**
+ * Runs a server role (`hangar agent`, `hangar proxy`) as a child process, restarting it with backoff
+ * if it dies on its own. With `onLine`, its stdout is read line by line (to notice it is ready);
+ * otherwise it writes to ours. `firstExit` settles if it exits before `stop` or `kill` was asked;
+ * with `fatalUntil`, an exit before that promise settles is not restarted (it never came up).
+ */
+function supervise(name: string, args: string[], options: { onLine?: (line: string) => void; fatalUntil?: Promise<unknown> } = {}): {
+  stop(): Promise<void>; kill(): void; firstExit: Promise<string>;
+} {
   let child: ChildProcess | undefined;
   let stopping = false;
   let restarts = 0;
+  let exitedOnce: (how: string) => void = () => {};
+  const firstExit = new Promise<string>((resolve) => (exitedOnce = resolve));
+  // Until `fatalUntil` settles (the child said it is ready), an exit is a failure to start: no restart.
+  let restartable = options.fatalUntil === undefined;
+  void options.fatalUntil?.then(() => (restartable = true), () => undefined);
   const launch = () => {
     const startedAt = Date.now();
-    // The agent gets the same V8 flags and malloc settings as this process had from `bin/hangar`,
+    // Children get the same V8 flags and malloc settings as this process had from `bin/hangar`,
     // also when `hangar up` itself was started some other way.
     child = spawn(process.execPath, ['--enable-source-maps', ...SERVER_V8_FLAGS, ...args], {
-      stdio: ['ignore', 'inherit', 'inherit'], env: serverProcessEnv(process.env),
+      stdio: ['ignore', options.onLine ? 'pipe' : 'inherit', 'inherit'], env: serverProcessEnv(process.env),
     });
+    if (options.onLine && child.stdout) {
+      const onLine = options.onLine;
+      createInterface({ input: child.stdout }).on('line', onLine);
+    }
     child.on('exit', (code, signal) => {
       if (stopping) return;
+      const how = signal ?? `code ${code}`;
+      exitedOnce(how);
+      if (!restartable) return;
       restarts = Date.now() - startedAt > 30_000 ? 0 : restarts + 1;
       const delay = Math.min(100 * 2 ** restarts, 5_000);
-      process.stderr.write(`hangar: agent exited (${signal ?? `code ${code}`}); restarting in ${delay} ms\n`);
+      process.stderr.write(`hangar: ${name} exited (${how}); restarting in ${delay} ms\n`);
       setTimeout(() => stopping || launch(), delay);
     });
   };
   launch();
   return {
+    firstExit,
     kill: () => {
       stopping = true;
       child?.kill('SIGKILL');

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +32,32 @@ interface FlyAdminClient {
 
 
 const runCli = (args: string[], env: NodeJS.ProcessEnv) => runCommand(BIN, args, env, 30_000);
+
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function cmdlineOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+  } catch {
+    return '';
+  }
+}
+
+/** The status the proxy answers for one request to `host` (node:http keeps the Host header as given). */
+function proxyStatus(port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    httpGet({ host: '127.0.0.1', port, path: '/', headers: { host } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    }).on('error', reject);
+  });
+}
 
 describe('hangar up with an unmodified Fly client and the CLI', () => {
   let dir: string;
@@ -83,6 +110,20 @@ describe('hangar up with an unmodified Fly client and the CLI', () => {
     });
     assert.equal(status, 404);
     assert.match(body, /"nobody"/);
+  });
+
+  test('the proxy is a process of its own, restarted when it dies', async () => {
+    const proxyPid = () => childrenOf(up.pid!).find((pid) => cmdlineOf(pid).includes(' proxy '));
+    const first = proxyPid();
+    assert.ok(first, 'hangar up has a `hangar proxy` child');
+    process.kill(first, 'SIGKILL');
+    let answered = 0;
+    for (let i = 0; i < 100 && answered === 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      answered = await proxyStatus(proxyPort, 'nobody.localhost').catch(() => 0);
+    }
+    assert.equal(answered, 404, 'the restarted proxy serves again');
+    assert.notEqual(proxyPid(), first);
   });
 
   test('fly-admin walks the machine lifecycle', async () => {
@@ -177,5 +218,31 @@ describe('hangar up with an unmodified Fly client and the CLI', () => {
     const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('timeout'), 15_000))]);
     assert.equal(code, 0, `hangar up exit: ${code}\n${upOutput}`);
     await assert.rejects(fetch(`http://127.0.0.1:${agentPort}/agent/v1/info`), 'the agent child stopped too');
+    await assert.rejects(proxyStatus(proxyPort, 'nobody.localhost'), 'the proxy child stopped too');
+  });
+});
+
+describe('hangar up with its proxy port taken', () => {
+  test('fails with a message naming the flag, and leaves no process behind', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hangar-e2e-busy-'));
+    const blocker = createServer(() => {});
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const busyPort = (blocker.address() as AddressInfo).port;
+    const apiPort = await freePort();
+    const agentPort = await freePort();
+    const env: NodeJS.ProcessEnv = { ...process.env, HANGAR_CONFIG_DIR: join(dir, 'cli') };
+    try {
+      const up = await runCommand(BIN, ['up', '--driver', 'fake', '--data-dir', join(dir, 'data'), '--api-listen', `127.0.0.1:${apiPort}`,
+        '--agent-listen', `127.0.0.1:${agentPort}`, '--proxy-listen', `127.0.0.1:${busyPort}`], env, 60_000);
+      assert.notEqual(up.code, 0);
+      assert.match(up.stderr, new RegExp(`hangar proxy: cannot listen on 127\\.0\\.0\\.1:${busyPort}: another process listens there`));
+      assert.match(up.stderr, /the proxy did not start .*--proxy-listen HOST:PORT/);
+      assert.doesNotMatch(up.stderr, /restarting/, 'a proxy that never came up is not restarted');
+      await assert.rejects(fetch(`http://127.0.0.1:${apiPort}/v1/apps`), 'the API server is gone');
+      await assert.rejects(fetch(`http://127.0.0.1:${agentPort}/agent/v1/info`), 'the agent is gone');
+    } finally {
+      blocker.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
