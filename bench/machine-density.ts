@@ -5,7 +5,7 @@
  * idle busybox-httpd machines on one `hangar up --driver crun`, created through the public API by 8
  * concurrent clients (a stopped machine is created, started, then stopped: the state a real app's
  * idle machines are in). Records RSS and PSS of each Hangar process: the API server (`hangar up`),
- * the agent, and the per-machine processes (the shim `sh` and its `crun run`, summed); checks that
+ * the agent, the edge proxy (following the route stream of all 1,250 machines), the shim spawner, and the per-machine processes (the shim `sh` and its `crun run`, summed); checks that
  * every running machine answers HTTP; and measures starts of stopped machines at this density
  * (public API → HTTP 200, 20 samples each of the oldest stopped machines, which gave up their
  * network, and of the newest, which kept it), plus the kernel's neighbour-table counters
@@ -28,14 +28,14 @@ interface Created { id: string; private_ip: string }
 async function main(): Promise<void> {
   const unavailable = crunUnavailable();
   if (unavailable) throw new Error(`cannot run the benchmark here: ${unavailable}`);
-  const h = await startCrunHangar('density', { bridge: 'hgbd0', ipv4Cidr: '10.185.0.0/16', ipv6Net: 0xb55, netnsPrefix: 'hbd-', nftTable: 'hangar_hgbd0' });
+  const h = await startCrunHangar('density', { bridge: 'hgbd0', ipv4Cidr: '10.185.0.0/16', ipv6Net: 0xb55, netnsPrefix: 'hbd-', nftTable: 'hangar_hgbd0' }, 'bench', { withProxy: true });
   const create = () => h.api.call<Created>('POST', '/v1/apps/bench/machines', { config: { image: h.image, restart: { policy: 'no' } } });
   const base = (id: string) => `/v1/apps/bench/machines/${id}`;
   let result: Record<string, unknown> = {};
   const began = performance.now();
   try {
     const neighBefore = neighbourStats();
-    const idle = { api_server: procMem(h.upPid), agent: procMem(h.agentPid()!) };
+    const idle = { api_server: procMem(h.upPid), agent: procMem(h.agentPid()!), proxy: procMem(h.proxyPid()!) };
     const stopped: Created[] = [];
     let n = 0;
     await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
@@ -65,6 +65,7 @@ async function main(): Promise<void> {
     const { shims, runtimes, spawners } = shimProcesses(agentPid);
     const api = procMem(h.upPid);
     const agent = procMem(agentPid);
+    const proxy = procMem(h.proxyPid()!);
     const shimMem = sumMem(shims);
     const runtimeMem = sumMem(runtimes);
     const spawnerMem = sumMem(spawners);
@@ -87,21 +88,23 @@ async function main(): Promise<void> {
     const starts = [...parkedStarts, ...attachedStarts];
     const neighAfter = neighbourStats();
     const mb = (kb: number) => Math.round(kb / 102.4) / 10;
-    // The shim spawner (one busybox sh per agent) is a Hangar process like the two servers.
-    const hangarCoreRss = api.rss_kb + agent.rss_kb + spawnerMem.rss_kb;
+    // The edge proxy (a child of `hangar up` like the agent) and the shim spawner (one busybox sh
+    // per agent) are Hangar processes like the two servers.
+    const hangarCoreRss = api.rss_kb + agent.rss_kb + proxy.rss_kb + spawnerMem.rss_kb;
     result = {
       machines: { stopped: stopped.length, running: running.length, running_answering_http: answering },
       setup_seconds: { stopped: Math.round(stoppedS), total: Math.round((performance.now() - began) / 1000) },
-      idle_before_any_machine_mb: { api_server_rss: mb(idle.api_server.rss_kb), agent_rss: mb(idle.agent.rss_kb) },
+      idle_before_any_machine_mb: { api_server_rss: mb(idle.api_server.rss_kb), agent_rss: mb(idle.agent.rss_kb), proxy_rss: mb(idle.proxy.rss_kb) },
       api_server: { rss_mb: mb(api.rss_kb), pss_mb: mb(api.pss_kb), fds: api.fds },
       agent: { rss_mb: mb(agent.rss_kb), pss_mb: mb(agent.pss_kb), fds: agent.fds },
+      proxy: { rss_mb: mb(proxy.rss_kb), pss_mb: mb(proxy.pss_kb), fds: proxy.fds },
       shim_spawner: { count: spawnerMem.count, rss_mb_sum: mb(spawnerMem.rss_kb), pss_mb_sum: mb(spawnerMem.pss_kb) },
       shims_sh: { count: shimMem.count, rss_mb_sum: mb(shimMem.rss_kb), pss_mb_sum: mb(shimMem.pss_kb) },
       crun_run_per_machine: { count: runtimeMem.count, rss_mb_sum: mb(runtimeMem.rss_kb), pss_mb_sum: mb(runtimeMem.pss_kb) },
       totals_mb: {
-        api_agent_spawner_rss: mb(hangarCoreRss),
+        api_agent_proxy_spawner_rss: mb(hangarCoreRss),
         all_hangar_rss_sum: mb(hangarCoreRss + shimMem.rss_kb + runtimeMem.rss_kb),
-        all_hangar_pss_sum: mb(api.pss_kb + agent.pss_kb + spawnerMem.pss_kb + shimMem.pss_kb + runtimeMem.pss_kb),
+        all_hangar_pss_sum: mb(api.pss_kb + agent.pss_kb + proxy.pss_kb + spawnerMem.pss_kb + shimMem.pss_kb + runtimeMem.pss_kb),
       },
       bridge_ports_in_use: attachedBefore,
       start_of_stopped_at_density_ms: stats(starts),

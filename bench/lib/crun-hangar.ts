@@ -105,13 +105,16 @@ export interface CrunHangar {
   upPid: number;
   /** The agent process (child of `hangar up`). */
   agentPid(): number | undefined;
+  /** The `hangar proxy` child (only with `withProxy`). */
+  proxyPid(): number | undefined;
   /** The agent's OCI runtime root (to list its containers). */
   runtimeRoot: string;
   close(): Promise<void>;
 }
 
 /** Starts registry + `hangar up --driver crun`; creates app `app`. */
-export async function startCrunHangar(name: string, network: BenchNetwork, app = 'bench'): Promise<CrunHangar> {
+/** `withProxy`: run the edge proxy too (on a free loopback port), as `hangar up` does by default. */
+export async function startCrunHangar(name: string, network: BenchNetwork, app = 'bench', options: { withProxy?: boolean } = {}): Promise<CrunHangar> {
   const dir = mkdtempSync(join(tmpdir(), `hangar-bench-${name}-`));
   let registry: TestRegistry | undefined;
   let up: ChildProcess | undefined;
@@ -147,7 +150,8 @@ export async function startCrunHangar(name: string, network: BenchNetwork, app =
     delete env.HANGAR_API_URL;
     delete env.HANGAR_API_TOKEN;
     // The V8 flags and malloc settings `bin/hangar` gives the server processes (`hangar up` passes them on to the agent).
-    up = spawn(process.execPath, [...SERVER_V8_FLAGS, join(repoRoot(), 'dist/src/main.js'), 'up', '--driver', 'crun', '--no-proxy', '--data-dir', dataDir,
+    const proxyFlags = options.withProxy ? ['--proxy-listen', `127.0.0.1:${await freeLoopbackPort()}`] : ['--no-proxy'];
+    up = spawn(process.execPath, [...SERVER_V8_FLAGS, join(repoRoot(), 'dist/src/main.js'), 'up', '--driver', 'crun', ...proxyFlags, '--data-dir', dataDir,
       '--api-listen', `127.0.0.1:${apiPort}`, '--agent-listen', `127.0.0.1:${agentPort}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     up.stderr!.on('data', (d) => (output = (output + d).slice(-20_000)));
@@ -170,6 +174,7 @@ export async function startCrunHangar(name: string, network: BenchNetwork, app =
     return {
       dir, url, token, api, image: `${registry.host}/bench:1`, network, upPid, runtimeRoot,
       agentPid: () => childrenOf(upPid).find((p) => cmdline(p).includes(' agent ')),
+      proxyPid: () => childrenOf(upPid).find((p) => cmdline(p).includes(' proxy ')),
       close: async () => {
         // Destroy every machine through the API first (bounded), then the fallbacks above.
         try {
