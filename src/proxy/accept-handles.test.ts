@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { test } from 'node:test';
 import { AcceptBooster } from './accept-handles.js';
@@ -20,6 +21,26 @@ const ask = (port: number) =>
     c.on('error', reject);
   });
 
+/** This process's accept-handle helpers (children running the helper script). */
+const helperCount = () => {
+  const kids = readFileSync(`/proc/${process.pid}/task/${process.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+  return kids.filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes("process.on('message'");
+    } catch {
+      return false;
+    }
+  }).length;
+};
+
+async function until(check: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 const backlogOf = (port: number) => execFileSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' }).trim().split(/\s+/)[2];
 
 test('accept handles: boost adds copies that accept on their own and keep the backlog; relax drops them', { timeout: 20_000 }, async () => {
@@ -29,13 +50,15 @@ test('accept handles: boost adds copies that accept on their own and keep the ba
   await booster.start();
   try {
     assert.equal(booster.handles(), 1, 'no copies before a boost');
+    assert.equal(helperCount(), 0, 'no helper process until a boost needs one');
     await Promise.all([booster.boost(), booster.boost()]); // concurrent calls share one request
     assert.equal(booster.handles(), 4);
+    await until(() => helperCount() === 0, 'the helper ends once the copies arrived');
     // Re-listening on a received socket must not shrink its accept queue to Node's default 511.
     assert.equal(backlogOf(port), '3000', 'ss shows the listen backlog as Send-Q');
     booster.relax();
     assert.equal(booster.handles(), 1);
-    await booster.boost(); // the helper still holds the socket: a second boost works
+    await booster.boost(); // a new helper for each boost
     assert.equal(booster.handles(), 4);
     assert.equal(backlogOf(port), '3000');
     // With the original handle closed, the copies alone still accept on the same port.

@@ -14,6 +14,10 @@
  * with EAGAIN (measured: one connection at a time with `Connection: close` cost ~400 → ~430–730 µs
  * per request with 15 copies). So they are added only while many connections are open (the case
  * where loop iterations are long) and closed again when it is calm.
+ *
+ * The helper is a whole Node process (~40 MB RSS), so it lives only while a boost fetches copies:
+ * started by `boost`, ended as soon as the copies arrived (they are descriptors of this process
+ * then, independent of the helper's).
  * @module
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -72,9 +76,15 @@ export class AcceptBooster {
     return this.copies.length > 0;
   }
 
-  /** Starts the helper and hands it the listening socket. Nothing to do for 0 copies. */
+  /** Checks that the server listens; the helper is started by `boost`, when copies are needed. */
   start(): Promise<void> {
     if (this.options.copies === 0) return Promise.resolve();
+    if (!(this.server as unknown as { _handle?: unknown })._handle) return Promise.reject(new Error('acceptHandles: could not duplicate the listening socket: the server is not listening'));
+    return Promise.resolve();
+  }
+
+  /** Starts the helper and hands it the listening socket; resolves once it holds it. */
+  private launchHelper(): Promise<ChildProcess> {
     const timeoutMs = this.options.timeoutMs ?? 10_000;
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, ['-e', HELPER], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
@@ -83,17 +93,17 @@ export class AcceptBooster {
       const fail = (why: string) => {
         clearTimeout(timer);
         void this.stopHelper();
-        reject(new Error(`acceptHandles: could not duplicate the listening socket: ${why}`));
+        reject(new Error(`could not duplicate the listening socket: ${why}`));
       };
       child.on('error', (err) => fail(err.message));
       child.on('exit', (code, signal) => {
-        this.helper = undefined;
+        if (this.helper === child) this.helper = undefined;
         this.pending?.(new Error(`helper exited (${signal ?? `code ${code}`})`));
       });
       child.on('message', (m: { ready?: boolean; copy?: boolean }, handle) => {
         if (m.ready) {
           clearTimeout(timer);
-          resolve();
+          resolve(child);
         } else if (m.copy && handle) {
           this.adopt(handle);
         }
@@ -121,22 +131,35 @@ export class AcceptBooster {
     });
   }
 
-  /** Adds the extra handles (once; concurrent calls share the request). Errors are returned, not thrown. */
+  /**
+   * Adds the extra handles (once; concurrent calls share the request), through a helper started
+   * for it and ended right after. Errors are returned, not thrown.
+   */
   boost(): Promise<void> {
     if (this.boosted || this.options.copies === 0) return Promise.resolve();
     if (this.boosting) return this.boosting;
-    const helper = this.helper;
-    if (!helper?.connected) return Promise.reject(new Error('acceptHandles: the helper process is gone'));
-    this.boosting = new Promise<void>((resolve, reject) => {
+    this.boosting = this.launchHelper()
+      .then((helper) => this.fetchCopies(helper))
+      .catch((err: Error) => {
+        throw new Error(`acceptHandles: ${err.message}`);
+      })
+      .finally(() => {
+        this.boosting = undefined;
+        void this.stopHelper();
+      });
+    return this.boosting;
+  }
+
+  private fetchCopies(helper: ChildProcess): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
       const got: Server[] = [];
       const timer = setTimeout(() => finish(new Error(`the helper sent ${got.length} of ${this.options.copies} copies in ${this.options.timeoutMs ?? 10_000} ms`)), this.options.timeoutMs ?? 10_000);
       const finish = (err?: Error) => {
         clearTimeout(timer);
         this.pending = undefined;
-        this.boosting = undefined;
         if (err) {
           for (const s of got) s.close();
-          return reject(new Error(`acceptHandles: ${err.message}`));
+          return reject(err);
         }
         this.copies = got;
         this.boostedAt = Date.now();
@@ -149,7 +172,6 @@ export class AcceptBooster {
       };
       helper.send({ copies: this.options.copies });
     });
-    return this.boosting;
   }
 
   /** Closes the extra handles; the socket stays open through the server's own. */
