@@ -30,43 +30,53 @@ import {
 
 const DRIVERS = ['crun', 'runc', 'fake'] as const;
 
-/** What `hangar proxy` prints once it listens (src/proxy/main.ts): its URL and its metrics URL. */
-const PROXY_READY = /^hangar proxy: (http:\/\/\S+?),? .*?metrics (http:\/\/\S+)/;
+/** What `hangar proxy` prints once it listens (src/proxy/main.ts): its URL(s) and its metrics URL. */
+const PROXY_READY = /^hangar proxy: (http:\/\/[^\s,]+)(?: and (https:\/\/[^\s,]+))?,.*?metrics (http:\/\/\S+)/;
+
+interface ProxyUrls {
+  url: string;
+  httpsUrl: string | undefined;
+  metricsUrl: string;
+}
 
 /**
  * Starts the edge proxy as a supervised child process and waits until it listens. It follows the
  * API's route stream like any other proxy, with the admin token from its file. Fails (and leaves
  * no process behind) when the first launch exits before it listens, e.g. a port in use.
  */
-async function startUpProxy(o: { apiUrl: string; region: string; listen: string | undefined; domain: string | undefined; dataDir: string }) {
+async function startUpProxy(o: { apiUrl: string; region: string; listen: string | undefined; httpsListen: string | undefined; domain: string | undefined; dataDir: string }) {
   const { DEFAULT_APP_DOMAIN, DEFAULT_PROXY_LISTEN } = await import('../proxy/main.js');
   const domain = o.domain ?? DEFAULT_APP_DOMAIN;
   const listen = parseListen('proxy-listen', o.listen ?? DEFAULT_PROXY_LISTEN);
-  const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host;
-  let ready: (urls: { url: string; metricsUrl: string }) => void = () => {};
-  const firstReady = new Promise<{ url: string; metricsUrl: string }>((resolve) => (ready = resolve));
+  const https = o.httpsListen === undefined ? undefined : parseListen('https-listen', o.httpsListen);
+  const hostPort = (l: { host: string; port: number }) => `${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`;
+  let ready: (urls: ProxyUrls) => void = () => {};
+  const firstReady = new Promise<ProxyUrls>((resolve) => (ready = resolve));
   const proxy = supervise('proxy', [
     MAIN_JS, 'proxy', '--api-url', o.apiUrl, '--token-file', join(o.dataDir, ADMIN_TOKEN_FILE),
-    '--proxy-listen', `${host}:${listen.port}`, '--app-domain', domain, '--region', o.region,
+    '--proxy-listen', hostPort(listen), ...(https ? ['--https-listen', hostPort(https)] : []), '--app-domain', domain, '--region', o.region,
     '--metrics-listen', '127.0.0.1:0', '--cert-dir', join(o.dataDir, 'proxy-certs'),
   ], {
     onLine: (line) => {
       const m = PROXY_READY.exec(line);
-      if (m) ready({ url: m[1]!, metricsUrl: m[2]! });
+      if (m) ready({ url: m[1]!, httpsUrl: m[2], metricsUrl: m[3]! });
       else process.stdout.write(`${line}\n`);
     },
     fatalUntil: firstReady,
   });
   const failed = proxy.firstExit.then((how) => {
-    throw new UsageError(`hangar up: the proxy did not start (${how}; its message is above). Free the port or pass --proxy-listen HOST:PORT, or --no-proxy`);
+    throw new UsageError(`hangar up: the proxy did not start (${how}; its message is above). Free the port or pass --proxy-listen (or --https-listen) HOST:PORT, or --no-proxy`);
   });
-  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('hangar up: the proxy did not listen within 30 s')), 30_000).unref());
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('hangar up: the proxy did not listen within 30 s')), 30_000)));
   try {
     const urls = await Promise.race([firstReady, failed, timeout]);
     return { ...urls, domain, stop: () => proxy.stop(), kill: () => proxy.kill() };
   } catch (err) {
     await proxy.stop();
     throw err;
+  } finally {
+    clearTimeout(timer);
   }
 }
 const MAIN_JS = fileURLToPath(new URL('../main.js', import.meta.url));
@@ -77,6 +87,7 @@ export async function runUp(args: string[]): Promise<number> {
     'api-listen': { type: 'string' },
     'agent-listen': { type: 'string' },
     'proxy-listen': { type: 'string' },
+    'https-listen': { type: 'string' },
     'app-domain': { type: 'string' },
     'no-proxy': { type: 'boolean' },
     region: { type: 'string' },
@@ -134,13 +145,13 @@ export async function runUp(args: string[]): Promise<number> {
   let proxy: Awaited<ReturnType<typeof startUpProxy>> | undefined;
   if (!flags['no-proxy']) {
     try {
-      proxy = await startUpProxy({ apiUrl: url, region, listen: flags['proxy-listen'], domain: flags['app-domain'], dataDir });
+      proxy = await startUpProxy({ apiUrl: url, region, listen: flags['proxy-listen'], httpsListen: flags['https-listen'], domain: flags['app-domain'], dataDir });
     } catch (err) {
       await server.close().catch(() => undefined);
       await agent.stop();
       throw err;
     }
-    say(`hangar: proxy ${proxy.url} routes <app>.${proxy.domain} to apps (metrics ${proxy.metricsUrl})`);
+    say(`hangar: proxy ${proxy.url}${proxy.httpsUrl ? ` and ${proxy.httpsUrl}` : ''} routes <app>.${proxy.domain} to apps (metrics ${proxy.metricsUrl})`);
   }
   say('hangar: up. Press Ctrl-C to stop.');
 

@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { createServer, type AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -65,6 +67,7 @@ describe('hangar up with an unmodified Fly client and the CLI', () => {
   let apiUrl: string;
   let agentPort: number;
   let proxyPort: number;
+  let httpsPort: number;
   let token: string;
   let env: NodeJS.ProcessEnv;
   let upOutput = '';
@@ -74,13 +77,14 @@ describe('hangar up with an unmodified Fly client and the CLI', () => {
     const apiPort = await freePort();
     agentPort = await freePort();
     proxyPort = await freePort();
+    httpsPort = await freePort();
     apiUrl = `http://127.0.0.1:${apiPort}`;
     env = { ...process.env, HANGAR_CONFIG_DIR: join(dir, 'cli'), HANGAR_API_URL: '', HANGAR_API_TOKEN: '' };
     delete env.HANGAR_API_URL;
     delete env.HANGAR_API_TOKEN;
     up = spawn(
       BIN,
-      ['up', '--driver', 'fake', '--data-dir', join(dir, 'data'), '--api-listen', `127.0.0.1:${apiPort}`, '--agent-listen', `127.0.0.1:${agentPort}`, '--proxy-listen', `127.0.0.1:${proxyPort}`, '--region', 'ams'],
+      ['up', '--driver', 'fake', '--data-dir', join(dir, 'data'), '--api-listen', `127.0.0.1:${apiPort}`, '--agent-listen', `127.0.0.1:${agentPort}`, '--proxy-listen', `127.0.0.1:${proxyPort}`, '--https-listen', `127.0.0.1:${httpsPort}`, '--region', 'ams'],
       { env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     await waitForUp(up, (chunk) => (upOutput += chunk));
@@ -110,6 +114,22 @@ describe('hangar up with an unmodified Fly client and the CLI', () => {
     });
     assert.equal(status, 404);
     assert.match(body, /"nobody"/);
+  });
+
+  test('with --https-listen the proxy also serves TLS, a certificate per app host', async () => {
+    assert.match(upOutput, new RegExp(`hangar: proxy http://127\\.0\\.0\\.1:${proxyPort} and https://127\\.0\\.0\\.1:${httpsPort} routes`));
+    const { status, body, subject } = await new Promise<{ status: number; body: string; subject: string }>((resolve, reject) => {
+      // The CA is the proxy's own (self-signed, in the data dir): not checked here, only the name.
+      httpsGet({ host: '127.0.0.1', port: httpsPort, path: '/', servername: 'nobody.localhost', headers: { host: 'nobody.localhost' }, rejectUnauthorized: false }, (res) => {
+        const cert = (res.socket as TLSSocket).getPeerCertificate();
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, subject: String(cert.subjectaltname ?? '') }));
+      }).on('error', reject);
+    });
+    assert.equal(status, 404);
+    assert.match(body, /"nobody"/);
+    assert.match(subject, /DNS:nobody\.localhost/);
   });
 
   test('the proxy is a process of its own, restarted when it dies', async () => {
@@ -236,7 +256,7 @@ describe('hangar up with its proxy port taken', () => {
         '--agent-listen', `127.0.0.1:${agentPort}`, '--proxy-listen', `127.0.0.1:${busyPort}`], env, 60_000);
       assert.notEqual(up.code, 0);
       assert.match(up.stderr, new RegExp(`hangar proxy: cannot listen on 127\\.0\\.0\\.1:${busyPort}: another process listens there`));
-      assert.match(up.stderr, /the proxy did not start .*--proxy-listen HOST:PORT/);
+      assert.match(up.stderr, /the proxy did not start .*--proxy-listen/);
       assert.doesNotMatch(up.stderr, /restarting/, 'a proxy that never came up is not restarted');
       await assert.rejects(fetch(`http://127.0.0.1:${apiPort}/v1/apps`), 'the API server is gone');
       await assert.rejects(fetch(`http://127.0.0.1:${agentPort}/agent/v1/info`), 'the agent is gone');
