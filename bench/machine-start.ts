@@ -127,25 +127,22 @@ async function main(): Promise<void> {
   try {
     await call('POST', '/agent/v1/machines', { spec, start: false });
     await call('POST', '/agent/v1/machines', { spec: spawnSpec, start: false }, spawnUrl);
-    const spawnIpv4 = (JSON.parse(await readFile(join(spawnDataDir, 'machines', spawnSpec.id, 'machine.json'), 'utf8')) as { network: { ipv4: string } }).network.ipv4;
-    const agentSpawnCycle = async () => {
-      const began = performance.now();
-      await call('POST', `/agent/v1/machines/${spawnSpec.id}/start`, undefined, spawnUrl);
-      await firstOk(spawnIpv4);
-      const took = performance.now() - began;
-      await call('POST', `/agent/v1/machines/${spawnSpec.id}/stop`, { signal: 15, timeout_ms: 2000 }, spawnUrl);
-      return took;
+    /** One agent RPC path: start → HTTP 200 on the machine's private IPv4 (timed), then stop. */
+    const agentPath = async (id: string, agentDataDir: string, base: string) => {
+      const machineIpv4 = (JSON.parse(await readFile(join(agentDataDir, 'machines', id, 'machine.json'), 'utf8')) as { network: { ipv4: string } }).network.ipv4;
+      const cycle = async () => {
+        const began = performance.now();
+        await call('POST', `/agent/v1/machines/${id}/start`, undefined, base);
+        await firstOk(machineIpv4);
+        const took = performance.now() - began;
+        await call('POST', `/agent/v1/machines/${id}/stop`, { signal: 15, timeout_ms: 2000 }, base);
+        return took;
+      };
+      return { ipv4: machineIpv4, cycle };
     };
+    const agentSpawnCycle = (await agentPath(spawnSpec.id, spawnDataDir, spawnUrl)).cycle;
     await agentSpawnCycle();
-    const ipv4 = (JSON.parse(await readFile(join(dataDir, 'machines', spec.id, 'machine.json'), 'utf8')) as { network: { ipv4: string } }).network.ipv4;
-    const agentCycle = async () => {
-      const began = performance.now();
-      await call('POST', `/agent/v1/machines/${spec.id}/start`);
-      await firstOk(ipv4);
-      const took = performance.now() - began;
-      await call('POST', `/agent/v1/machines/${spec.id}/stop`, { signal: 15, timeout_ms: 2000 });
-      return took;
-    };
+    const { ipv4, cycle: agentCycle } = await agentPath(spec.id, dataDir, url);
     await agentCycle(); // the driver pins its runtime binary at its first start
 
     // The floor: the same bundle run by crun directly (overlay mounted beforehand, not timed), in

@@ -21,6 +21,7 @@ import { buildBusyboxImage } from '../../src/testkit/images.js';
 import { repoRoot } from '../../src/testkit/paths.js';
 import { SERVER_V8_FLAGS, serverProcessEnv } from '../../src/up/up.js';
 import { freeLoopbackPort, startRegistry, type TestRegistry } from '../../src/testkit/registry.js';
+import { childrenOf, cmdline } from '../../src/testkit/processes.js';
 
 export interface BenchNetwork {
   bridge: string;
@@ -199,21 +200,8 @@ export async function startCrunHangar(name: string, network: BenchNetwork, app =
 
 // ---- host metrics ------------------------------------------------------------------------------
 
-export function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-export function cmdline(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-  } catch {
-    return '';
-  }
-}
+/** Process lookups in /proc, shared with the tests. */
+export { childrenOf, cmdline };
 
 /** RSS and PSS (kB) and the number of open fds of one process. */
 export function procMem(pid: number): { rss_kb: number; pss_kb: number; fds: number } {

@@ -1,8 +1,10 @@
 /**
- * Child processes in tests: run a command to its end, or wait for `hangar up` to say it is up.
+ * Child processes in tests and benches: run a command to its end, wait for `hangar up` to say it is
+ * up, and find a process's children and command line in /proc.
  * @module
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 export interface CommandResult {
   code: number;
@@ -53,4 +55,22 @@ export function waitForUp(up: ChildProcess, onOutput: (chunk: string) => void, t
       reject(new Error(`hangar up exited early (${code}):\n${output}`));
     });
   });
+}
+
+/** The pids of `pid`'s children (its main thread's: Node spawns from there); none when it is gone. */
+export function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** A process's command line, arguments joined by spaces; empty when it is gone. */
+export function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return '';
+  }
 }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { repoRoot } from '../testkit/paths.js';
-import { waitForUp } from '../testkit/processes.js';
+import { childrenOf, waitForUp } from '../testkit/processes.js';
 import { freeLoopbackPort } from '../testkit/registry.js';
 import { SERVER_MALLOC_ENV, SERVER_V8_FLAGS, serverProcessEnv } from './server-process.js';
 
@@ -67,7 +67,7 @@ describe('server process launch settings', () => {
     let agent: number | undefined;
     try {
       await waitForUp(up, () => {});
-      const children = readFileSync(`/proc/${up.pid}/task/${up.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+      const children = childrenOf(up.pid!);
       agent = children.find((pid) => procArgv(pid).includes('agent'));
       assert.ok(agent, `no agent child of hangar up (children: ${children.join(', ')})`);
       for (const [role, pid] of [['hangar up', up.pid!], ['agent', agent]] as const) {

@@ -1,7 +1,7 @@
 /**
  * How the long-running server processes (API server, agent) are launched: their V8 flags and the
  * glibc malloc settings in their environment. `bin/hangar` applies the same to the process it
- * execs (checked by `server-process.test.ts`); `hangar up` applies them to the agent it spawns.
+ * execs (checked by `server-process.test.ts`); `hangar up` applies them to the agent and the proxy it spawns.
  * Measured over start/stop cycles with `bench/machine-cycles.ts` (docs/specification.md, "Real
  * machines"); GET throughput checked with `bench/api-throughput.ts`.
  * @module

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { repoRoot } from '../../src/testkit/paths.js';
-import { runCommand, waitForUp } from '../../src/testkit/processes.js';
+import { childrenOf, cmdline, runCommand, waitForUp } from '../../src/testkit/processes.js';
 import { freeLoopbackPort as freePort } from '../../src/testkit/registry.js';
 
 const require = createRequire(import.meta.url);
@@ -34,22 +34,6 @@ interface FlyAdminClient {
 
 
 const runCli = (args: string[], env: NodeJS.ProcessEnv) => runCommand(BIN, args, env, 30_000);
-
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-function cmdlineOf(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
-  } catch {
-    return '';
-  }
-}
 
 /** The status the proxy answers for one request to `host` (node:http keeps the Host header as given). */
 function proxyStatus(port: number, host: string): Promise<number> {
@@ -133,7 +117,7 @@ describe('hangar up with an unmodified Fly client and the CLI', () => {
   });
 
   test('the proxy is a process of its own, restarted when it dies', async () => {
-    const proxyPid = () => childrenOf(up.pid!).find((pid) => cmdlineOf(pid).includes(' proxy '));
+    const proxyPid = () => childrenOf(up.pid!).find((pid) => cmdline(pid).includes(' proxy '));
     const first = proxyPid();
     assert.ok(first, 'hangar up has a `hangar proxy` child');
     process.kill(first, 'SIGKILL');

@@ -63,21 +63,26 @@ export function overlayMountError(machineDir: string, stderr: string): HangarErr
     '(modprobe overlay), and the data dir must not itself be on overlayfs');
 }
 
-/** Static busybox (`hangar host setup` installs busybox-static). */
-const BUSYBOX = '/bin/busybox';
+/** Static busybox (`hangar host setup` installs busybox-static): the overlay mounter, and the crun driver's shim spawner. */
+export const BUSYBOX = '/bin/busybox';
+
+let mounter: string | undefined;
 
 /**
  * The mount command for overlays: busybox's applet when the host has `/bin/busybox` (static: it
  * starts in ~1 ms less than util-linux `mount`, which loads libmount, libblkid and libselinux),
- * else `mount`. Words separated by a space.
+ * else `mount`. Words separated by a space. Looked up once per process: every start asks.
  */
 export function overlayMounter(): string {
-  try {
-    accessSync(BUSYBOX, constants.X_OK);
-    return `${BUSYBOX} mount`;
-  } catch {
-    return 'mount';
+  if (mounter === undefined) {
+    try {
+      accessSync(BUSYBOX, constants.X_OK);
+      mounter = `${BUSYBOX} mount`;
+    } catch {
+      mounter = 'mount';
+    }
   }
+  return mounter;
 }
 
 /**

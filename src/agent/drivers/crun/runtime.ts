@@ -15,12 +15,9 @@ import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { HangarError } from '../../../core/errors.js';
 import { run } from '../../images/exec.js';
-import { mountOptionsOf, mountsUnder } from '../../images/overlay.js';
+import { BUSYBOX, mountOptionsOf, mountsUnder } from '../../images/overlay.js';
 import { processAlive } from './procfs.js';
 import { ShimSpawner, SpawnerUnavailable } from './shim-spawner.js';
-
-/** Static busybox: its `sh` is the shim spawner (a small process to fork from). */
-const SPAWNER_SHELL = '/bin/busybox';
 
 export interface RuntimeContainer {
   id: string;
@@ -77,7 +74,8 @@ export class OciRuntime {
 
   constructor(readonly bin: string, readonly root: string, options: { useSpawner?: boolean } = {}) {
     this.command = bin;
-    if (options.useSpawner !== false && isExecutable(SPAWNER_SHELL)) this.spawner = new ShimSpawner(SPAWNER_SHELL, SHIM_BODY);
+    // busybox's `sh`: a small static process to fork the shims from.
+    if (options.useSpawner !== false && isExecutable(BUSYBOX)) this.spawner = new ShimSpawner(BUSYBOX, SHIM_BODY);
   }
 
   /** The spawner's pid while it runs (tests). */
