@@ -67,7 +67,10 @@ export class AcceptBooster {
   /** When the last boost took effect (relax waits a while after it). */
   boostedAt = 0;
 
+  private readonly timeoutMs: number;
+
   constructor(private readonly server: Server, private readonly options: AcceptBoosterOptions) {
+    this.timeoutMs = options.timeoutMs ?? 10_000;
     const { copies } = options;
     if (!Number.isInteger(copies) || copies < 0 || copies > 64) throw new Error(`acceptHandles: expected an integer 0..64, got ${copies}`);
   }
@@ -85,7 +88,7 @@ export class AcceptBooster {
 
   /** Starts the helper and hands it the listening socket; resolves once it holds it. */
   private launchHelper(): Promise<ChildProcess> {
-    const timeoutMs = this.options.timeoutMs ?? 10_000;
+    const timeoutMs = this.timeoutMs;
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, ['-e', HELPER], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
       this.helper = child;
@@ -153,7 +156,7 @@ export class AcceptBooster {
   private fetchCopies(helper: ChildProcess): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const got: Server[] = [];
-      const timer = setTimeout(() => finish(new Error(`the helper sent ${got.length} of ${this.options.copies} copies in ${this.options.timeoutMs ?? 10_000} ms`)), this.options.timeoutMs ?? 10_000);
+      const timer = setTimeout(() => finish(new Error(`the helper sent ${got.length} of ${this.options.copies} copies in ${this.timeoutMs} ms`)), this.timeoutMs);
       const finish = (err?: Error) => {
         clearTimeout(timer);
         this.pending = undefined;

@@ -152,16 +152,17 @@ export function createProxy(o: ProxyOptions) {
     for (const b of boosters) if (b.boosted && Date.now() - b.boostedAt >= MIN_BOOST_MS) b.relax();
   }, 1_000);
   relaxTimer.unref();
+  // Without the extra handles the proxy still serves; only bursts of new connections are accepted slowly.
+  const noBoost = (err: Error) => {
+    boostBroken = true;
+    logger.warn('proxy: no extra accept handles; bursts of new connections will be accepted slowly', { error: err.message });
+  };
   /** Called after every accepted client connection: many open → more accept handles. */
   const maybeBoost = () => {
     if (boostBroken || http.connections() < BOOST_AT) return;
     for (const b of boosters) {
       if (b.boosted) continue;
-      b.boost().catch((err: Error) => {
-        // Without the extra handles the proxy still serves; only bursts are accepted slowly.
-        boostBroken = true;
-        logger.warn('proxy: no extra accept handles; bursts of new connections will be accepted slowly', { error: err.message });
-      });
+      b.boost().catch(noBoost);
     }
   };
   let follower: ReturnType<typeof followRoutes> | undefined;
@@ -183,8 +184,7 @@ export function createProxy(o: ProxyOptions) {
       await b.start();
       boosters.push(b);
     } catch (err) {
-      boostBroken = true;
-      logger.warn('proxy: no extra accept handles; bursts of new connections will be accepted slowly', { error: (err as Error).message });
+      noBoost(err as Error);
     }
   };
   const hostFor = (l: Listen) => (l.host.includes(':') ? `[${l.host}]` : l.host === '0.0.0.0' ? '127.0.0.1' : l.host);

@@ -60,6 +60,8 @@ test('heads with NUL or a bare CR/LF are refused; header names are tokens', () =
 test('scanResponseHead agrees with parseResponseHead: kept lines, acted-on values, refusals', async () => {
   const { scanResponseHead, scannedFraming } = await import('./http-codec.js');
   const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'via', 'fly-request-id']);
+  const { RESPONSE_DROP } = await import('./http-codec.js');
+  assert.deepEqual(new Set(RESPONSE_DROP), DROP, 'the set the string path drops is the one the scanner drops');
   const heads = [
     'HTTP/1.1 200 OK',
     'HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 12\r\nConnection: keep-alive',
@@ -68,6 +70,8 @@ test('scanResponseHead agrees with parseResponseHead: kept lines, acted-on value
     'HTTP/1.1 200 Fine\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\nX-Via: kept\r\nContent-Lengthx: 3',
     'HTTP/1.1 503',
     'HTTP/1.1 302 Found\r\nLocation: /x\r\nfly-replay: region=ams',
+    // Values trimmed like String#trim (VT, FF, NBSP too), as the string parser does.
+    'HTTP/1.1 200 OK\r\nVia:\x0b1.0 c\xa0\r\nContent-Length: \x0c5\t',
   ];
   for (const text of heads) {
     const buf = Buffer.from(`${text}\r\n\r\nBODY`, 'latin1');

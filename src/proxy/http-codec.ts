@@ -116,19 +116,24 @@ function framingOf(te: string | undefined, cl: string | undefined): Framing {
 }
 
 export function responseFraming(h: Head, requestMethod: string): Framing {
-  if (requestMethod === 'HEAD' || h.status === 204 || h.status === 304 || (h.status >= 100 && h.status < 200)) return { kind: 'none' };
   let te: string | undefined;
   let cl: string | undefined;
   for (let i = 0; i < h.names.length; i++) {
     if (h.names[i] === 'transfer-encoding') te = h.values[i];
     else if (h.names[i] === 'content-length') cl = h.values[i];
   }
-  if (te !== undefined && /chunked\s*$/i.test(te)) return { kind: 'chunked' };
+  return responseFramingOf(h.status, requestMethod, te, cl);
+}
+
+/** How a response body ends, from its status, the request method and its last TE / CL values. */
+function responseFramingOf(status: number, requestMethod: string, te: string | undefined, cl: string | undefined): Framing {
+  if (requestMethod === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200)) return NO_BODY;
+  if (te !== undefined && /chunked\s*$/i.test(te)) return CHUNKED;
   if (te === undefined && cl !== undefined && /^\d{1,15}$/.test(cl)) {
     const length = Number(cl);
-    return length === 0 ? { kind: 'none' } : { kind: 'length', length };
+    return length === 0 ? NO_BODY : { kind: 'length', length };
   }
-  return { kind: 'close' };
+  return UNTIL_CLOSE;
 }
 
 const enum C {
@@ -278,28 +283,41 @@ const enum Rh {
   FlyReplay,
 }
 
+/**
+ * A case-insensitive lookup of a few lowercase header names in `buf[from, to)`, bucketed by length
+ * (a name's bytes are compared only with names of its length); 0 for any other name.
+ */
+function nameLookup<T extends number>(entries: [string, T][]): (buf: Buffer, from: number, to: number) => T | 0 {
+  const byLength: { name: Uint8Array; what: T }[][] = [];
+  for (const [name, what] of entries) (byLength[name.length] ??= []).push({ name: Buffer.from(name, 'latin1'), what });
+  return (buf, from, to) => {
+    const len = to - from;
+    const bucket = byLength[len];
+    if (bucket === undefined) return 0;
+    for (const { name, what } of bucket) {
+      let i = 0;
+      // `| 0x20` lowercases A-Z; the names hold only letters and '-', which no other token byte maps to.
+      while (i < len && (buf[from + i]! | 0x20) === name[i]) i++;
+      if (i === len) return what;
+    }
+    return 0;
+  };
+}
+
+/** What String.prototype.trim removes, within latin1 (CR and LF cannot occur inside a line). */
+function isTrimmed(b: number): boolean {
+  return b === 32 || b === 9 || b === 11 || b === 12 || b === 160;
+}
+
 /** Response header names the proxy acts on, lowercase, with what it does with them. */
-const RESPONSE_NAMES: { name: Uint8Array; what: Rh }[] = [
+const RESPONSE_NAMES: [string, Rh][] = [
   ['connection', Rh.Connection], ['keep-alive', Rh.Drop], ['proxy-connection', Rh.Drop], ['via', Rh.Via], ['fly-request-id', Rh.Drop],
   ['transfer-encoding', Rh.TransferEncoding], ['content-length', Rh.ContentLength], ['fly-replay', Rh.FlyReplay],
-].map(([name, what]) => ({ name: Buffer.from(name as string, 'latin1'), what: what as Rh }));
-
-/** Which of RESPONSE_NAMES `buf[from, to)` is, case-insensitively; 0 for any other name. */
-function responseName(buf: Buffer, from: number, to: number): Rh | 0 {
-  const len = to - from;
-  for (const { name, what } of RESPONSE_NAMES) {
-    if (name.length !== len) continue;
-    let i = 0;
-    // `| 0x20` lowercases A-Z; the names hold only letters and '-', which no other token byte maps to.
-    while (i < len && (buf[from + i]! | 0x20) === name[i]) i++;
-    if (i === len) return what;
-  }
-  return 0;
-}
-
-function isWs(b: number): boolean {
-  return b === 32 || b === 9;
-}
+];
+const responseName = nameLookup(RESPONSE_NAMES);
+const dropsResponseLine = (what: Rh | 0) => what === Rh.Drop || what === Rh.Connection || what === Rh.Via;
+/** Response headers not forwarded as they are (hop-by-hop, or replaced by the proxy's own). */
+export const RESPONSE_DROP: ReadonlySet<string> = new Set(RESPONSE_NAMES.filter(([, what]) => dropsResponseLine(what)).map(([name]) => name));
 
 /** `buf[0, end)` is a whole response head without its final CRLFCRLF. */
 export function scanResponseHead(buf: Buffer, end: number, maxHeaders = 1000): ResponseScan {
@@ -352,8 +370,8 @@ export function scanResponseHead(buf: Buffer, end: number, maxHeaders = 1000): R
     if (what !== 0) {
       let vs = colon + 1;
       let ve = eol;
-      while (vs < ve && isWs(buf[vs]!)) vs++;
-      while (ve > vs && isWs(buf[ve - 1]!)) ve--;
+      while (vs < ve && isTrimmed(buf[vs]!)) vs++;
+      while (ve > vs && isTrimmed(buf[ve - 1]!)) ve--;
       const value = what === Rh.Drop ? '' : buf.toString('latin1', vs, ve);
       switch (what) {
         case Rh.Connection: scan.connection ??= value; break;
@@ -363,7 +381,7 @@ export function scanResponseHead(buf: Buffer, end: number, maxHeaders = 1000): R
         case Rh.FlyReplay: scan.flyReplay = true; break;
         default: break;
       }
-      if (what === Rh.Drop || what === Rh.Connection || what === Rh.Via) {
+      if (dropsResponseLine(what)) {
         // Hop-by-hop or replaced by the proxy: the kept range ends before this line.
         if (at > keepFrom) {
           scan.keep.push(keepFrom, at);
@@ -384,15 +402,7 @@ export function scanResponseHead(buf: Buffer, end: number, maxHeaders = 1000): R
 
 /** `responseFraming` from the values a scan keeps. */
 export function scannedFraming(s: ResponseScan, requestMethod: string): Framing {
-  if (requestMethod === 'HEAD' || s.status === 204 || s.status === 304 || (s.status >= 100 && s.status < 200)) return NO_BODY;
-  const te = s.transferEncoding;
-  const cl = s.contentLength;
-  if (te !== undefined && /chunked\s*$/i.test(te)) return CHUNKED;
-  if (te === undefined && cl !== undefined && /^\d{1,15}$/.test(cl)) {
-    const length = Number(cl);
-    return length === 0 ? NO_BODY : { kind: 'length', length };
-  }
-  return UNTIL_CLOSE;
+  return responseFramingOf(s.status, requestMethod, s.transferEncoding, s.contentLength);
 }
 
 /** Request header names the proxy acts on (see RequestScan). */
@@ -423,27 +433,7 @@ const REQUEST_NAMES: [string, Rq][] = [
   ['fly-client-ip', Rq.Managed], ['fly-region', Rq.Managed], ['fly-request-id', Rq.Managed], ['fly-forwarded-port', Rq.Managed],
   ['x-forwarded-proto', Rq.Managed], ['x-forwarded-port', Rq.Managed], ['x-forwarded-ssl', Rq.Managed], ['fly-replay-src', Rq.Managed],
 ];
-/** REQUEST_NAMES by name length: a header's bytes are compared only with names of its length. */
-const REQUEST_NAMES_BY_LENGTH: { name: Uint8Array; what: Rq }[][] = [];
-for (const [name, what] of REQUEST_NAMES) (REQUEST_NAMES_BY_LENGTH[name.length] ??= []).push({ name: Buffer.from(name, 'latin1'), what });
-
-function requestName(buf: Buffer, from: number, to: number): Rq {
-  const len = to - from;
-  const bucket = REQUEST_NAMES_BY_LENGTH[len];
-  if (bucket === undefined) return Rq.Other;
-  for (const { name, what } of bucket) {
-    let i = 0;
-    // `| 0x20` lowercases A-Z; the names hold only letters and '-', which no other token byte maps to.
-    while (i < len && (buf[from + i]! | 0x20) === name[i]) i++;
-    if (i === len) return what;
-  }
-  return Rq.Other;
-}
-
-/** What String.prototype.trim removes, within latin1 (CR and LF cannot occur inside a line). */
-function isTrimmed(b: number): boolean {
-  return b === 32 || b === 9 || b === 11 || b === 12 || b === 160;
-}
+const requestName = nameLookup(REQUEST_NAMES);
 
 /**
  * A request head read in place: refused exactly where `parseRequestHead` refuses it, answering the

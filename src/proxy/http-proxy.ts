@@ -11,7 +11,7 @@
 import { connect, Socket } from 'node:net';
 import type { RouteMachine } from '../api-types/watch.js';
 import type { Logger } from '../core/logger.js';
-import { BodyFramer, CRLFCRLF, headerValue, HttpParseError, parseResponseHead, Rq, scannedFraming, scannedRequestFraming, scanRequestHead, scanResponseHead, type Head, type RequestScan, type ResponseScan } from './http-codec.js';
+import { BodyFramer, CRLFCRLF, headerValue, HttpParseError, parseResponseHead, RESPONSE_DROP, Rq, scannedFraming, scannedRequestFraming, scanRequestHead, scanResponseHead, type Head, type RequestScan, type ResponseScan } from './http-codec.js';
 import { labelKey, type ProxyMetrics } from './metrics.js';
 import { ProxyError, type AcquireOptions, type Lease, type MachinePool } from './pool.js';
 import { parseFlyReplay, replaySource } from './replay.js';
@@ -40,7 +40,6 @@ export interface HttpProxyOptions {
 }
 
 // Which request headers are hop-by-hop or set by the proxy: REQUEST_NAMES in http-codec.ts.
-const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'via', 'fly-request-id']);
 const MAX_REPLAYS = 3;
 const MAX_RESPONSE_HEAD = 64 * 1024;
 /** Response bodies up to this size that arrive with the head are copied behind it into one write. */
