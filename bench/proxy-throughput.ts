@@ -58,13 +58,7 @@ function cpuSplit(pid: number): [number, number] {
       return [0, 0];
     }
   };
-  let kids: number[] = [];
-  try {
-    kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    kids = [];
-  }
-  return [pid, ...kids].map(one).reduce(([u, s], [a, b]) => [u + a, s + b], [0, 0]);
+  return [pid, ...childrenOf(pid)].map(one).reduce(([u, s], [a, b]) => [u + a, s + b], [0, 0]);
 }
 
 /** [idle, total] jiffies of the whole box so far (/proc/stat). */
@@ -115,6 +109,7 @@ async function waitPort(port: number): Promise<void> {
 }
 import * as net from 'node:net';
 import { freeLoopbackPort as freePort } from '../src/testkit/registry.js';
+import { childrenOf } from '../src/testkit/processes.js';
 const require_net = () => net;
 
 async function serveProxy(backendPort: number, listenPort: number): Promise<void> {

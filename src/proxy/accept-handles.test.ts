@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { test } from 'node:test';
+import { childrenOf, cmdline } from '../testkit/processes.js';
+import { until } from '../testkit/waiting.js';
 import { AcceptBooster } from './accept-handles.js';
 
 const listening = (backlog: number) =>
@@ -22,24 +23,7 @@ const ask = (port: number) =>
   });
 
 /** This process's accept-handle helpers (children running the helper script). */
-const helperCount = () => {
-  const kids = readFileSync(`/proc/${process.pid}/task/${process.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
-  return kids.filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes("process.on('message'");
-    } catch {
-      return false;
-    }
-  }).length;
-};
-
-async function until(check: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const helperCount = () => childrenOf(process.pid).filter((pid) => cmdline(pid).includes("process.on('message'")).length;
 
 const backlogOf = (port: number) => execFileSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' }).trim().split(/\s+/)[2];
 
@@ -53,7 +37,7 @@ test('accept handles: boost adds copies that accept on their own and keep the ba
     assert.equal(helperCount(), 0, 'no helper process until a boost needs one');
     await Promise.all([booster.boost(), booster.boost()]); // concurrent calls share one request
     assert.equal(booster.handles(), 4);
-    await until(() => helperCount() === 0, 'the helper ends once the copies arrived');
+    await until('the helper to end once the copies arrived', () => helperCount() === 0);
     // Re-listening on a received socket must not shrink its accept queue to Node's default 511.
     assert.equal(backlogOf(port), '3000', 'ss shows the listen backlog as Send-Q');
     booster.relax();

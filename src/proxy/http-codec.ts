@@ -59,7 +59,11 @@ function parseHeaders(lines: string[], from: number, h: Head, maxHeaders: number
   }
 }
 
-/** `text` is a whole head without its final CRLFCRLF; values are checked once for it, not per line. */
+/**
+ * `text` is a whole head without its final CRLFCRLF; values are checked once for it, not per line.
+ * The plain-string reference of a valid request head: the data path scans heads in place
+ * (`scanRequestHead`), and http-codec.test.ts holds the scanner to this on valid and malformed heads.
+ */
 export function parseRequestHead(text: string, maxHeaders: number): Head {
   if (BARE_CONTROL.test(text)) throw new HttpParseError(400, 'malformed head: NUL or a bare CR or LF');
   const lines = text.split('\r\n');
@@ -87,6 +91,7 @@ const NO_BODY: Framing = Object.freeze({ kind: 'none' });
 const CHUNKED: Framing = Object.freeze({ kind: 'chunked' });
 const UNTIL_CLOSE: Framing = Object.freeze({ kind: 'close' });
 
+/** The reference for `scannedRequestFraming` (tests compare the two), like `parseRequestHead`. */
 export function requestFraming(h: Head): Framing {
   let te: string | undefined;
   let cl: string | undefined;
@@ -115,6 +120,7 @@ function framingOf(te: string | undefined, cl: string | undefined): Framing {
   return NO_BODY;
 }
 
+/** The reference for `scannedFraming` (tests compare the two); the rule itself is `responseFramingOf`. */
 export function responseFraming(h: Head, requestMethod: string): Framing {
   let te: string | undefined;
   let cl: string | undefined;

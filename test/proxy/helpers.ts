@@ -101,15 +101,7 @@ export async function startRig(options: Partial<ProxyOptions> & { hosts?: string
   };
 }
 
-export async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+export { until } from '../../src/testkit/waiting.js';
 
 export const httpService = (extra: Record<string, unknown> = {}) => ({
   protocol: 'tcp', internal_port: 8080, ports: [{ port: 80, handlers: ['http'] }], ...extra,

@@ -5,25 +5,17 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { until } from '../../../testkit/waiting.js';
 import { processAlive, processRunning } from './procfs.js';
 import { requestLine, shellQuote, ShimSpawner, SpawnerUnavailable } from './shim-spawner.js';
 
 const BUSYBOX = '/bin/busybox';
 const noBusybox = existsSync(BUSYBOX) ? undefined : 'needs /bin/busybox (busybox-static)';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Fields of /proc/PID/stat after the command name: [state, ppid, pgrp, session, ...]. */
 async function statFields(pid: number): Promise<string[] | undefined> {
   const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
   return text?.slice(text.lastIndexOf(')') + 2).split(' ');
-}
-
-async function until(what: string, check: () => Promise<boolean> | boolean, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
 }
 
 describe('shellQuote and requestLine', { skip: noBusybox }, () => {
