@@ -435,7 +435,7 @@ const REQUEST_NAMES: [string, Rq][] = [
   ['host', Rq.Host], ['connection', Rq.Connection], ['upgrade', Rq.Upgrade], ['fly-force-instance-id', Rq.ForceInstance],
   ['fly-prefer-region', Rq.PreferRegion], ['transfer-encoding', Rq.TransferEncoding], ['content-length', Rq.ContentLength],
   ['x-forwarded-for', Rq.XForwardedFor], ['via', Rq.Via],
-  ['keep-alive', Rq.Hop], ['proxy-connection', Rq.Hop], ['te', Rq.Hop], ['transfer-encoding-x', Rq.Hop],
+  ['keep-alive', Rq.Hop], ['proxy-connection', Rq.Hop], ['te', Rq.Hop],
   ['fly-client-ip', Rq.Managed], ['fly-region', Rq.Managed], ['fly-request-id', Rq.Managed], ['fly-forwarded-port', Rq.Managed],
   ['x-forwarded-proto', Rq.Managed], ['x-forwarded-port', Rq.Managed], ['x-forwarded-ssl', Rq.Managed], ['fly-replay-src', Rq.Managed],
 ];

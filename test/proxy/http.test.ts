@@ -56,7 +56,7 @@ describe('http proxy', { timeout: 60_000 }, () => {
     const wire = await raw(rig.port, [
       'GET /h HTTP/1.0', 'Host: web.localhost', 'Connection: close, X-Secret', 'connection: X-Other', 'X-Secret: s', 'X-Other: o', 'Keep-Alive: 5',
       'TE: trailers', 'Proxy-Connection: x', 'Fly-Region: spoofed', 'Via: 1.0 edge', 'X-Forwarded-For: 198.51.100.1', 'x-forwarded-for: 198.51.100.2',
-      'X-Custom:  v  ', '', '',
+      'X-Custom:  v  ', 'Transfer-Encoding-X: kept', '', '',
     ].join('\r\n'));
     assert.match(wire, /^HTTP\/1\.1 200 /);
     const echoed = JSON.parse(wire.slice(wire.indexOf('\r\n\r\n') + 4)) as { headers: Record<string, string> };
@@ -65,6 +65,7 @@ describe('http proxy', { timeout: 60_000 }, () => {
     assert.equal(echoed.headers.via, '1.0 edge, 1.1 hangar');
     assert.equal(echoed.headers['x-forwarded-for'], '198.51.100.1, 198.51.100.2, 127.0.0.1');
     assert.equal(echoed.headers['x-custom'], 'v');
+    assert.equal(echoed.headers['transfer-encoding-x'], 'kept', 'an ordinary end-to-end header');
     assert.match(wire, /\r\nconnection: close\r\n/i, 'a 1.0 client without keep-alive gets connection: close');
   });
 
