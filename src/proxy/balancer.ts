@@ -44,45 +44,47 @@ export function regionRank(regionOrder: string[]): (region: string) => number {
   return (region) => index.get(region) ?? regionOrder.length;
 }
 
-/** The least loaded of `list` in its closest region (ties random); undefined when empty. */
-function closestLeastLoaded(list: Candidate[], rank: (r: string) => number, random: () => number): Candidate | undefined {
-  let best: Candidate | undefined;
-  let bestKey = Infinity;
-  let ties = 0;
-  for (const c of list) {
-    // Region dominates; load orders within a region.
-    const key = rank(c.region) * 1e9 + c.load;
-    if (key < bestKey) {
-      best = c;
-      bestKey = key;
-      ties = 1;
-    } else if (key === bestKey && random() * ++ties < 1) {
-      best = c; // reservoir sampling: each tied candidate wins with equal probability
-    }
-  }
-  return best;
-}
+const routable = (c: Candidate) => c.routable && c.state === 'started';
 
+/**
+ * Decided once per request, so the common outcome (route) is found in two passes without
+ * allocating; the rarer outcomes below may take their time.
+ */
 export function decide(candidates: Candidate[], options: DecideOptions): Decision {
   const rank = options.rank ?? regionRank(options.regionOrder);
   const random = options.random ?? Math.random;
-  const routable = candidates.filter((c) => c.routable && c.state === 'started');
-  const underHard = routable.filter((c) => c.load < c.hardLimit);
-  const anyUnderSoft = routable.some((c) => c.load < c.softLimit);
+  // The closest region with a machine under its hard limit keeps the traffic (soft limits never
+  // move it across regions).
+  let region = Infinity;
+  let anyUnderSoft = false;
+  for (const c of candidates) {
+    if (!routable(c)) continue;
+    if (c.load < c.softLimit) anyUnderSoft = true;
+    if (c.load < c.hardLimit) region = Math.min(region, rank(c.region));
+  }
   // Autostart only when no started machine anywhere is below its soft limit.
   const toStart = anyUnderSoft ? undefined : startCandidate(candidates, options, rank);
 
-  if (underHard.length > 0) {
-    // The closest region with a machine under its hard limit keeps the traffic (soft limits never
-    // move it across regions); inside it, a machine under soft wins over one between soft and hard.
-    const region = rank(closestLeastLoaded(underHard, rank, random)!.region);
-    const local = underHard.filter((c) => rank(c.region) === region);
-    const localSoft = local.filter((c) => c.load < c.softLimit);
-    const pick = closestLeastLoaded(localSoft.length > 0 ? localSoft : local, rank, random)!;
-    return toStart ? { kind: 'route', id: pick.id, alsoStart: toStart.id } : { kind: 'route', id: pick.id };
+  if (region !== Infinity) {
+    // Inside that region: the least loaded machine under its soft limit, else the least loaded one
+    // between soft and hard; ties random (reservoir sampling: each tied one wins equally often).
+    let pick: Candidate | undefined;
+    let pickKey = Infinity;
+    let ties = 0;
+    for (const c of candidates) {
+      if (!routable(c) || c.load >= c.hardLimit || rank(c.region) !== region) continue;
+      const key = (c.load < c.softLimit ? 0 : 1e9) + c.load;
+      if (key < pickKey) {
+        pick = c;
+        pickKey = key;
+        ties = 1;
+      } else if (key === pickKey && random() * ++ties < 1) pick = c;
+    }
+    return toStart ? { kind: 'route', id: pick!.id, alsoStart: toStart.id } : { kind: 'route', id: pick!.id };
   }
   if (toStart) return { kind: 'start', id: toStart.id };
-  if (routable.length > 0) return { kind: 'queue', reason: `all ${routable.length} started machine(s) are at their hard limit` };
+  const routableCount = candidates.filter(routable).length;
+  if (routableCount > 0) return { kind: 'queue', reason: `all ${routableCount} started machine(s) are at their hard limit` };
   const settling = candidates.filter((c) => !['started', 'stopped', 'suspended', 'destroyed', 'failed'].includes(c.state));
   if (settling.length > 0) return { kind: 'queue', reason: `waiting for ${settling.length} machine(s) that are ${[...new Set(settling.map((c) => c.state))].join('/')}` };
   if (candidates.length === 0) return { kind: 'unavailable', reason: 'the app has no machines' };

@@ -163,11 +163,21 @@ export class BodyFramer {
   private state: C = C.Size;
   private sizeDigits = 0;
   private lineLength = 0;
-  done: boolean;
+  done = true;
 
-  constructor(readonly framing: Framing) {
+  constructor(public framing: Framing = NO_BODY) {
+    this.reset(framing);
+  }
+
+  /** Starts over for a new message (a connection reuses its framers: one per direction). */
+  reset(framing: Framing): this {
+    this.framing = framing;
+    this.remaining = framing.kind === 'length' ? framing.length : 0;
+    this.state = C.Size;
+    this.sizeDigits = 0;
+    this.lineLength = 0;
     this.done = framing.kind === 'none';
-    if (framing.kind === 'length') this.remaining = framing.length;
+    return this;
   }
 
   feed(buf: Buffer): number {

@@ -12,9 +12,10 @@ import { connect, Socket } from 'node:net';
 import type { RouteMachine } from '../api-types/watch.js';
 import type { Logger } from '../core/logger.js';
 import { BodyFramer, CRLFCRLF, headerValue, HttpParseError, parseResponseHead, RESPONSE_DROP, Rq, scannedFraming, scannedRequestFraming, scanRequestHead, scanResponseHead, type Head, type RequestScan, type ResponseScan } from './http-codec.js';
-import { labelKey, type ProxyMetrics } from './metrics.js';
+import { labelKey, type Cell, type ProxyMetrics } from './metrics.js';
 import { ProxyError, type AcquireOptions, type Lease, type MachinePool } from './pool.js';
 import { parseFlyReplay, replaySource } from './replay.js';
+import { RequestIds } from './request-ids.js';
 import { appFromHost, httpService, type ListenerKind } from './route-table.js';
 
 export interface HttpProxyOptions {
@@ -58,13 +59,23 @@ function copyBytes(src: Buffer, from: number, to: number, dst: Buffer, at: numbe
   return n;
 }
 
+/** Writes `part` (bytes, or a latin1 string) into `dst` at `at`; answers the count. */
+function put(dst: Buffer, at: number, part: Buffer | string): number {
+  if (typeof part === 'string') return dst.write(part, at, 'latin1');
+  dst.set(part, at);
+  return part.length;
+}
+
 /** `head` (ending in CRLFCRLF) with one more header line before its end. */
 function withLine(head: Buffer, line: string): Buffer {
   return Buffer.concat([head.subarray(0, head.length - 2), Buffer.from(`${line}\r\n\r\n`, 'latin1')]);
 }
 
 /** `HTTP/1.1 <status> ` per status code, made once. */
-const STATUS_PREFIX: string[] = [];
+const STATUS_PREFIX: Buffer[] = [];
+/** What follows the request id in a forwarded head when there is no Via or Connection to add. */
+const PLAIN_TAIL = Buffer.from('\r\nvia: 1.1 hangar\r\n\r\n', 'latin1');
+const REQUEST_ID_LINE = Buffer.from('fly-request-id: ', 'latin1');
 
 const STATUS_TEXT: Record<number, string> = {
   301: 'Moved Permanently', 400: 'Bad Request', 404: 'Not Found', 408: 'Request Timeout', 431: 'Request Header Fields Too Large',
@@ -119,7 +130,6 @@ class Upstream {
   }
 }
 
-let requestCounter = 0;
 const NO_HINTS: AcquireOptions = Object.freeze({});
 const ACTIVE_HTTP = labelKey({ kind: 'http' });
 const ACTIVE_HTTPS = labelKey({ kind: 'https' });
@@ -136,15 +146,22 @@ class ClientConn {
   private readonly localPort: number;
   /** The forwarding headers that are the same for every request on this connection. */
   private readonly forwarded: string;
+  /** `x-forwarded-for: <client>` (no earlier proxies), the forwarded lines, then `fly-request-id: `. */
+  private readonly forwardedPrefix: Buffer;
+  /** The current request's Fly-Request-Id (`hasId`), as bytes; `requestId` makes its string. */
+  private readonly idBytes: Buffer;
+  private hasId = false;
   // the exchange in progress
   private req: RequestScan | undefined;
   /** The request head for the machine (built once per request; a retry or replay sends it again). */
   private upHead: Buffer | undefined;
   private app = '';
-  private requestId = '';
   private startedAt = 0;
   private keepAlive = true;
   private reqFramer: BodyFramer | undefined;
+  /** The framers `reqFramer` and `resFramer` use, one per direction for the connection's life. */
+  private readonly requestFramer = new BodyFramer();
+  private readonly responseFramer = new BodyFramer();
   private reqBodyDone = true;
   private retained: Buffer[] | null = null;
   private retainedBytes = 0;
@@ -173,12 +190,28 @@ class ClientConn {
       `x-forwarded-proto: ${https ? 'https' : 'http'}\r\nx-forwarded-ssl: ${https ? 'on' : 'off'}\r\n` +
       `x-forwarded-port: ${this.localPort}\r\nfly-forwarded-port: ${this.localPort}\r\n` +
       `fly-client-ip: ${this.clientIp}\r\nfly-region: ${proxy.region}\r\n`;
-    this.deadline = Date.now() + proxy.headTimeoutMs;
+    this.forwardedPrefix = Buffer.from(`x-forwarded-for: ${this.clientIp}\r\n${this.forwarded}fly-request-id: `, 'latin1');
+    this.idBytes = Buffer.allocUnsafe(proxy.ids.length);
+    this.deadline = proxy.tick() + proxy.headTimeoutMs;
     this.timeoutStatus = 0; // a connection that never sends anything just closes
     socket.setNoDelay(true);
-    if (!borrowed) socket.on('data', (d: Buffer) => this.onData(d));
+    if (!borrowed) {
+      socket.on('data', (d: Buffer) => {
+        proxy.tick();
+        this.onData(d);
+      });
+    }
     socket.on('error', () => undefined);
     socket.on('close', () => this.onClose());
+  }
+
+  private get requestId(): string {
+    return this.hasId ? this.idBytes.toString('latin1') : '';
+  }
+
+  private newRequestId(): void {
+    this.proxy.ids.next(this.idBytes);
+    this.hasId = true;
   }
 
   /** Bytes read into the shared client buffer: valid only during this call. */
@@ -194,7 +227,7 @@ class ClientConn {
         this.buf = this.buf ? Buffer.concat([this.buf, d]) : d;
         if (this.timeoutStatus === 0) {
           // First bytes of a request: the whole head must follow within the head timeout.
-          this.deadline = Date.now() + this.proxy.headTimeoutMs;
+          this.deadline = this.proxy.now + this.proxy.headTimeoutMs;
           this.timeoutStatus = 408;
         }
         this.tryHead();
@@ -247,7 +280,7 @@ class ClientConn {
   private fail(status: number, message: string): void {
     this.keepAlive = false;
     this.reqBodyDone = false;
-    this.requestId ||= this.proxy.newRequestId();
+    if (!this.hasId) this.newRequestId();
     this.respond(status, `hangar proxy: ${message}\n`);
   }
 
@@ -259,8 +292,8 @@ class ClientConn {
     // pauses then (a pause/resume pair per request costs a tick and stream bookkeeping).
     this.req = h;
     this.upHead = undefined;
-    this.startedAt = performance.now();
-    this.requestId = this.proxy.newRequestId();
+    this.startedAt = this.proxy.now;
+    this.newRequestId();
     this.resHeadSent = false;
     this.replays = 0;
     this.replaySrc = undefined;
@@ -268,7 +301,7 @@ class ClientConn {
     const host = h.host;
     this.keepAlive = h.minor === 1 ? connection === '' || !/\bclose\b/.test(connection) : /\bkeep-alive\b/.test(connection);
     try {
-      this.reqFramer = new BodyFramer(scannedRequestFraming(h));
+      this.reqFramer = this.requestFramer.reset(scannedRequestFraming(h));
     } catch (err) {
       return this.fail((err as HttpParseError).status, (err as Error).message);
     }
@@ -278,12 +311,15 @@ class ClientConn {
     if (host === undefined) return this.fail(400, 'missing Host header');
     const app = this.proxy.appFor(host);
     if (!app) return this.respond(404, `hangar proxy: no app answers for host "${host}"; apps are reached as <app>.${this.proxy.domain}\n`);
-    this.app = app;
     const pool = this.proxy.pool;
     if (!pool.table.hasApp(app)) {
-      if (pool.table.knows(app)) return this.respond(503, `hangar proxy: app "${app}" has no machines\n`);
+      if (pool.table.knows(app)) {
+        this.app = app;
+        return this.respond(503, `hangar proxy: app "${app}" has no machines\n`);
+      }
       return this.respond(404, `hangar proxy: app "${app}" not found (looked for it because of Host "${host}"; no machine of that app is known)\n`);
     }
+    this.app = app;
     if (this.kind === 'http') {
       if (pool.forceHttps(app)) {
         const name = host.replace(/:\d+$/, '');
@@ -316,6 +352,7 @@ class ClientConn {
     }
     pool.acquire(app, select, hints).then(
       (lease) => {
+        this.proxy.tick();
         if (this.phase === 'closed') return lease.release();
         this.lease = lease;
         this.send(false);
@@ -342,7 +379,7 @@ class ClientConn {
     this.resFramer = undefined;
     this.upstreamClose = false;
     this.phase = 'exchange';
-    this.deadline = Date.now() + this.proxy.upstreamTimeoutMs;
+    this.deadline = this.proxy.now + this.proxy.upstreamTimeoutMs;
     this.timeoutStatus = 504;
     const head = this.upHead!;
     up.socket.write(this.replaySrc ? withLine(head, `fly-replay-src: ${this.replaySrc}`) : head);
@@ -382,14 +419,15 @@ class ClientConn {
       keep.push(ok);
       if (ok) kept += lines[l + 2]! + 2 - lines[l]!;
     }
+    // Ours follow: forwarding lines, the request id, Via (and the upgrade's lines). The common
+    // request (no X-Forwarded-For, Via or upgrade) takes them from bytes made once.
     const xff = h.forwardedFor;
     const via = h.via;
-    let suffix =
-      `x-forwarded-for: ${xff ? `${xff}, ${this.clientIp}` : this.clientIp}\r\n${this.forwarded}fly-request-id: ${this.requestId}\r\n` +
-      `via: ${via ? `${via}, ` : ''}1.1 hangar\r\n`;
-    if (this.upgrade) suffix += `connection: upgrade\r\nupgrade: ${h.upgrade}\r\n`;
-    suffix += '\r\n';
-    const out = Buffer.allocUnsafe(h.targetEnd + HTTP11.length + kept + suffix.length);
+    const before = xff ? `x-forwarded-for: ${xff}, ${this.clientIp}\r\n${this.forwarded}fly-request-id: ` : this.forwardedPrefix;
+    const after = via || this.upgrade
+      ? `\r\nvia: ${via ? `${via}, ` : ''}1.1 hangar\r\n${this.upgrade ? `connection: upgrade\r\nupgrade: ${h.upgrade}\r\n` : ''}\r\n`
+      : PLAIN_TAIL;
+    const out = Buffer.allocUnsafe(h.targetEnd + HTTP11.length + kept + before.length + this.idBytes.length + after.length);
     // Copied in runs: the request line with the kept lines after it when it is already HTTP/1.1,
     // and adjacent kept lines together.
     let at = 0;
@@ -409,7 +447,9 @@ class ClientConn {
       to = lines[l + 2]! + 2;
     }
     at += copyBytes(buf, from, to, out, at);
-    out.write(suffix, at, 'latin1');
+    at += put(out, at, before);
+    out.set(this.idBytes, at);
+    put(out, at + this.idBytes.length, after);
     return out;
   }
 
@@ -465,7 +505,7 @@ class ClientConn {
     const rest = buf.subarray(end + 4);
     this.resBuf = null;
     const framing = scannedFraming(scan, this.req!.method);
-    this.resFramer = new BodyFramer(framing);
+    this.resFramer = this.responseFramer.reset(framing);
     const upConn = scan.connection === undefined ? '' : scan.connection.toLowerCase();
     this.upstreamClose = framing.kind === 'close' || (upConn !== '' && /\bclose\b/.test(upConn)) || (scan.minor === 0 && !/\bkeep-alive\b/.test(upConn));
     if (framing.kind === 'close' || !this.reqBodyDone) this.keepAlive = false;
@@ -499,19 +539,21 @@ class ClientConn {
    * are, ours added) followed by the first `n` bytes of `body`, in one new buffer; marks it sent.
    */
   private scannedHead(scan: ResponseScan, head: Buffer, body: Buffer, n: number): Buffer {
-    const prefix = (STATUS_PREFIX[scan.status] ??= `HTTP/1.1 ${scan.status} `);
+    const prefix = (STATUS_PREFIX[scan.status] ??= Buffer.from(`HTTP/1.1 ${scan.status} `, 'latin1'));
     const via = scan.via;
-    let suffix = `fly-request-id: ${this.requestId}\r\nvia: ${via ? `${via}, ` : ''}1.1 hangar\r\n`;
-    if (!this.keepAlive) suffix += 'connection: close\r\n';
-    else if (this.req!.minor === 0) suffix += 'connection: keep-alive\r\n';
-    // prefix and the suffix's fixed parts are ASCII; `via` and the request id are latin1 like the head.
-    const out = Buffer.allocUnsafe(prefix.length + scan.keptBytes + suffix.length + 2 + n);
-    let at = out.write(prefix, 0, 'latin1');
+    const connection = !this.keepAlive ? 'connection: close\r\n' : this.req!.minor === 0 ? 'connection: keep-alive\r\n' : '';
+    // The common response (no Via, nothing to say about the connection) ends in bytes made once.
+    const after = via || connection ? `\r\nvia: ${via ? `${via}, ` : ''}1.1 hangar\r\n${connection}\r\n` : PLAIN_TAIL;
+    const out = Buffer.allocUnsafe(prefix.length + scan.keptBytes + REQUEST_ID_LINE.length + this.idBytes.length + after.length + n);
+    out.set(prefix, 0);
+    let at = prefix.length;
     const keep = scan.keep;
     for (let i = 0; i < keep.length; i += 2) at += copyBytes(head, keep[i]!, keep[i + 1]!, out, at);
-    at += out.write(suffix, at, 'latin1');
-    out[at++] = 13;
-    out[at++] = 10;
+    out.set(REQUEST_ID_LINE, at);
+    at += REQUEST_ID_LINE.length;
+    out.set(this.idBytes, at);
+    at += this.idBytes.length;
+    at += put(out, at, after);
     if (n > 0) copyBytes(body, 0, n, out, at);
     this.status = scan.status;
     this.resHeadSent = true;
@@ -681,8 +723,8 @@ class ClientConn {
 
   private record(): void {
     const m = this.proxy.metrics;
-    m.requests.incKey(this.proxy.requestsKey(this.app || '-', this.status));
-    m.latency.observe((performance.now() - this.startedAt) / 1000);
+    this.proxy.requestsCell(this.app || '-', this.status).n++;
+    m.latency.observe((this.proxy.tick() - this.startedAt) / 1000);
   }
 
   /** The response is complete: pool the machine connection, then read the next request or close. */
@@ -713,8 +755,8 @@ class ClientConn {
     }
     this.phase = 'head';
     this.resHeadSent = false;
-    this.requestId = '';
-    this.deadline = Date.now() + this.proxy.idleTimeoutMs;
+    this.hasId = false;
+    this.deadline = this.proxy.now + this.proxy.idleTimeoutMs;
     this.timeoutStatus = 0;
     if (this.buf) this.tryHead();
     if (this.phase === 'head' && this.socket.isPaused()) this.socket.resume();
@@ -765,12 +807,19 @@ export class HttpProxy {
   private readonly idle = new Map<string, Upstream[]>();
   private readonly conns = new Set<ClientConn>();
   private readonly sweeper: NodeJS.Timeout;
-  private readonly idBase = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  readonly ids: RequestIds;
+  /**
+   * performance.now() as of the I/O callback being served: the clock of deadlines and latencies.
+   * Read callbacks, the sweeper and the end of each exchange `tick()` it, so a request pays two
+   * clock reads instead of one per deadline; deadlines are checked only per sweeper tick anyway.
+   */
+  now = performance.now();
 
   constructor(o: HttpProxyOptions) {
     this.pool = o.pool;
     this.domain = o.domain;
     this.region = o.region;
+    this.ids = new RequestIds(o.region);
     this.logger = o.logger;
     this.metrics = o.metrics;
     this.headTimeoutMs = o.headTimeoutMs ?? 10_000;
@@ -783,7 +832,7 @@ export class HttpProxy {
     this.httpsPort = o.httpsPort ?? (() => undefined);
     const tick = Math.max(20, Math.min(250, Math.floor(Math.min(this.headTimeoutMs, this.upstreamTimeoutMs) / 4)));
     this.sweeper = setInterval(() => {
-      const now = Date.now();
+      const now = this.tick();
       for (const c of this.conns) if (c.deadline <= now) c.timedOut();
       for (const list of this.idle.values()) {
         // Oldest first (putIdle pushes, takeIdle pops the newest): stop at the first live one.
@@ -793,33 +842,31 @@ export class HttpProxy {
     this.sweeper.unref();
   }
 
-  /** Series keys of `hangar_proxy_requests_total` per app and status class, made once. */
-  private readonly seriesKeys = new Map<string, string[]>();
-  /** App by Host header value; a request pays a map lookup instead of lowercasing and a regex. */
-  private readonly appsByHost = new Map<string, string | undefined>();
+  tick(): number {
+    return (this.now = performance.now());
+  }
 
-  requestsKey(app: string, status: number): string {
-    let keys = this.seriesKeys.get(app);
-    if (!keys) {
-      // Bounded like appsByHost: unknown app names from clients reach here too (404s).
-      if (this.seriesKeys.size >= 4096) this.seriesKeys.clear();
-      this.seriesKeys.set(app, (keys = []));
-    }
+  /** Series of `hangar_proxy_requests_total` per app and status class, looked up once. */
+  private readonly requestSeries = new Map<string, Cell[]>();
+  /** App by Host header value; a request pays a map lookup instead of lowercasing and a regex. */
+  private readonly appsByHost = new Map<string, string | null>();
+
+  /** Only apps in the route table get their own series (others count as "-"), so clients cannot grow it. */
+  requestsCell(app: string, status: number): Cell {
+    let cells = this.requestSeries.get(app);
+    if (!cells) this.requestSeries.set(app, (cells = []));
     const cls = Math.floor(status / 100);
-    return (keys[cls] ??= labelKey({ app, code: `${cls}xx` }));
+    return (cells[cls] ??= this.metrics.requests.cell(labelKey({ app, code: `${cls}xx` })));
   }
 
   appFor(host: string): string | undefined {
-    if (this.appsByHost.has(host)) return this.appsByHost.get(host);
+    const known = this.appsByHost.get(host); // null: looked up before, no app
+    if (known !== undefined) return known ?? undefined;
     const app = appFromHost(host, this.domain);
     // Bounded: arbitrary Host values from clients must not grow it forever.
     if (this.appsByHost.size >= 4096) this.appsByHost.clear();
-    this.appsByHost.set(host, app);
+    this.appsByHost.set(host, app ?? null);
     return app;
-  }
-
-  newRequestId(): string {
-    return `${this.idBase}${(requestCounter++).toString(36).padStart(6, '0')}-${this.region}`;
   }
 
   /** Takes a client connection (a plain socket or a TLS socket after the handshake). */
@@ -842,6 +889,7 @@ export class HttpProxy {
       onread: {
         buffer: CLIENT_READ_BUFFER,
         callback: (n: number, buf: Uint8Array) => {
+          this.tick();
           conn?.onRead((buf as Buffer).subarray(0, n));
           return true;
         },
@@ -872,7 +920,7 @@ export class HttpProxy {
     let list = this.idle.get(up.key);
     if (!list) this.idle.set(up.key, (list = []));
     if (list.length >= 2048) return up.destroy();
-    up.idleUntil = Date.now() + this.upstreamIdleMs;
+    up.idleUntil = this.now + this.upstreamIdleMs;
     list.push(up);
   }
 

@@ -10,22 +10,33 @@ type Labels = Record<string, string>;
 export const labelKey = (labels: Labels | undefined) =>
   labels ? Object.keys(labels).sort().map((k) => `${k}="${String(labels[k]).replace(/["\\\n]/g, '_')}"`).join(',') : '';
 
+/** One series' value; a hot path keeps the cell and counts with `cell.n++`. */
+export interface Cell {
+  n: number;
+}
+
 class Counter {
-  private readonly values = new Map<string, number>();
+  private readonly values = new Map<string, Cell>();
   constructor(readonly name: string, readonly help: string) {}
   inc(labels?: Labels, by = 1): void {
     this.incKey(labelKey(labels), by);
   }
   incKey(k: string, by = 1): void {
-    this.values.set(k, (this.values.get(k) ?? 0) + by);
+    this.cell(k).n += by;
+  }
+  /** The series `k` (made at 0 when new); series are never removed, so a kept cell stays valid. */
+  cell(k: string): Cell {
+    let c = this.values.get(k);
+    if (!c) this.values.set(k, (c = { n: 0 }));
+    return c;
   }
   get(labels?: Labels): number {
-    return this.values.get(labelKey(labels)) ?? 0;
+    return this.values.get(labelKey(labels))?.n ?? 0;
   }
   render(type = 'counter'): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${type}`];
     if (this.values.size === 0 && type === 'gauge') lines.push(`${this.name} 0`);
-    for (const [k, v] of this.values) lines.push(`${this.name}${k ? `{${k}}` : ''} ${v}`);
+    for (const [k, v] of this.values) lines.push(`${this.name}${k ? `{${k}}` : ''} ${v.n}`);
     return lines.join('\n');
   }
 }

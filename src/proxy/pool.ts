@@ -62,6 +62,18 @@ export interface PoolOptions {
   resolveAddress?: (m: RouteMachine, internalPort: number) => { host: string; port: number };
 }
 
+/** A balancer candidate with the machine and service it stands for. */
+interface PoolCandidate extends Candidate {
+  m: RouteMachine;
+  match: ServiceMatch;
+}
+
+/** The candidate the balancer named (it names only candidates it was given). */
+function candidateOf(candidates: PoolCandidate[], id: string): PoolCandidate {
+  for (const c of candidates) if (c.id === id) return c;
+  throw new Error(`internal error: the balancer named machine ${id}, which was not a candidate`);
+}
+
 interface Waiter {
   wake(): void;
 }
@@ -203,8 +215,8 @@ export class MachinePool {
   }
 
   private lease(m: RouteMachine, match: ServiceMatch): Lease {
+    // lastActive is set when the lease ends: autostop never takes a machine with load anyway.
     this.loads.set(m.id, (this.loads.get(m.id) ?? 0) + 1);
-    this.lastActive.set(m.id, Date.now());
     let released = false;
     const a = this.address(m, match.internalPort);
     return {
@@ -217,9 +229,11 @@ export class MachinePool {
         if (released) return;
         released = true;
         const n = (this.loads.get(m.id) ?? 1) - 1;
-        if (n <= 0) this.loads.delete(m.id);
-        else this.loads.set(m.id, n);
-        this.lastActive.set(m.id, Date.now());
+        if (n <= 0) {
+          // Idle from now: autostop measures idleness from the last lease's end.
+          this.loads.delete(m.id);
+          this.lastActive.set(m.id, Date.now());
+        } else this.loads.set(m.id, n);
         if (this.waiters.has(m.app_name)) this.notify(m.app_name);
       },
     };
@@ -227,11 +241,9 @@ export class MachinePool {
 
   /** One balancing decision for `app` now (the first step of `acquire`, synchronous). */
   private plan(app: string, select: (m: RouteMachine) => ServiceMatch | undefined, hints: AcquireOptions) {
-    const now = Date.now();
     const machines = this.table.app(app);
     if (machines.length === 0) throw new ProxyError(503, `app "${app}" has no machines`);
-    const matches = new Map<string, { m: RouteMachine; match: ServiceMatch }>();
-    const candidates: Candidate[] = [];
+    const candidates: PoolCandidate[] = [];
     let autostart = false;
     for (const m of machines) {
       if (hints.instance && m.id !== hints.instance) continue;
@@ -239,7 +251,6 @@ export class MachinePool {
       if (hints.exclude && m.id === hints.exclude) continue;
       const match = this.selectFor(m, select);
       if (!match) continue;
-      matches.set(m.id, { m, match });
       const settings = this.facts(m).settings;
       autostart ||= settings.autostart;
       const draining = this.draining.has(m.id);
@@ -251,21 +262,23 @@ export class MachinePool {
         region: m.region,
         state,
         routable: state === 'started' && !m.cordoned && hostOk && checksPass(m, this.overrides.has(m.id)),
-        startable: settings.autostart && !m.cordoned && hostOk && !(failure && failure.until > now),
+        startable: settings.autostart && !m.cordoned && hostOk && !(failure && failure.until > Date.now()),
         starting: this.starts.has(m.id),
         load: this.loads.get(m.id) ?? 0,
         softLimit: match.softLimit,
         hardLimit: match.hardLimit,
+        m,
+        match,
       });
     }
-    if (matches.size === 0) {
+    if (candidates.length === 0) {
       const what = hints.instance ? `machine ${hints.instance}` : hints.region ? `a machine in region ${hints.region}` : 'a machine';
       throw new ProxyError(503, `app "${app}" has no ${what} with a service for this port`);
     }
     const d = hints.preferRegions?.length
       ? decide(candidates, { regionOrder: [...hints.preferRegions, ...this.options.regionOrder], autostart })
       : decide(candidates, { regionOrder: this.options.regionOrder, autostart, rank: this.rank });
-    return { d, matches };
+    return { d, candidates };
   }
 
   /**
@@ -280,15 +293,15 @@ export class MachinePool {
       return undefined;
     }
     if (p.d.kind !== 'route') return undefined;
-    return this.routeTo(p.d, p.matches);
+    return this.routeTo(p.d, p.candidates);
   }
 
-  private routeTo(d: { id: string; alsoStart?: string }, matches: Map<string, { m: RouteMachine; match: ServiceMatch }>): Lease {
+  private routeTo(d: { id: string; alsoStart?: string }, candidates: PoolCandidate[]): Lease {
     if (d.alsoStart) {
-      const s = matches.get(d.alsoStart)!;
+      const s = candidateOf(candidates, d.alsoStart);
       void this.ensureStarted(s.m, s.match).catch(() => undefined);
     }
-    const { m, match } = matches.get(d.id)!;
+    const { m, match } = candidateOf(candidates, d.id);
     return this.lease(m, match);
   }
 
@@ -303,10 +316,10 @@ export class MachinePool {
     const failures: string[] = [];
     let waitReason = '';
     for (;;) {
-      const { d, matches } = this.plan(app, select, hints);
-      if (d.kind === 'route') return this.routeTo(d, matches);
+      const { d, candidates } = this.plan(app, select, hints);
+      if (d.kind === 'route') return this.routeTo(d, candidates);
       if (d.kind === 'start') {
-        const { m, match } = matches.get(d.id)!;
+        const { m, match } = candidateOf(candidates, d.id);
         try {
           await this.ensureStarted(m, match, startDeadline);
         } catch (err) {

@@ -40,9 +40,12 @@ export class RouteTable {
   private readonly known = new Set<string>();
   /** Bumped on every change; listeners compare to know whether to recompute derived views. */
   version = 0;
+  /** `app(name)` answers, made once per change of the table (the proxy asks once per request). */
+  private readonly lists = new Map<string, readonly RouteMachine[]>();
 
   /** Applies one watch event; answers the apps whose machines changed (for waking waiters). */
   apply(event: RouteEvent): string[] {
+    this.lists.clear();
     switch (event.type) {
       case 'snapshot': {
         const touched = new Set<string>(this.byApp.keys());
@@ -76,12 +79,15 @@ export class RouteTable {
   }
 
   /** Every machine of `app` that is not destroyed, in no particular order. */
-  app(app: string): RouteMachine[] {
+  app(app: string): readonly RouteMachine[] {
+    let list = this.lists.get(app);
+    if (list) return list;
     const ids = this.byApp.get(app);
     if (!ids) return [];
     const out: RouteMachine[] = [];
     for (const id of ids) out.push(this.machines.get(id)!);
-    return out;
+    this.lists.set(app, (list = out));
+    return list;
   }
 
   apps(): string[] {
