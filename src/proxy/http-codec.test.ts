@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BodyFramer, headerValue, parseRequestHead, requestFraming, responseFraming, parseResponseHead } from './http-codec.js';
+import { BodyFramer, headEnd, headerValue, parseRequestHead, requestFraming, responseFraming, parseResponseHead } from './http-codec.js';
 import { parseFlyReplay } from './replay.js';
 
 test('chunked framing finds the end across any split, trailers included', () => {
@@ -158,4 +158,20 @@ test('scanRequestHead refuses and answers exactly like parseRequestHead + reques
     assert.deepEqual(viaScan, viaString, JSON.stringify(text));
     if (refused.includes(text)) assert.ok('status' in viaScan, `refused: ${JSON.stringify(text)}`);
   }
+});
+
+test('headEnd finds the first CRLFCRLF exactly where indexOf does (random CR/LF-heavy buffers, offsets, long heads)', () => {
+  const CRLFCRLF = Buffer.from('\r\n\r\n');
+  let seed = 7;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const alphabet = [13, 10, 97, 58];
+  for (let n = 0; n < 3000; n++) {
+    const len = Math.floor(rand() * 40);
+    const buf = Buffer.from(Array.from({ length: len }, () => alphabet[Math.floor(rand() * alphabet.length)]!));
+    const from = Math.floor(rand() * 4);
+    assert.equal(headEnd(buf, from), buf.indexOf(CRLFCRLF, from), JSON.stringify(buf.toString('latin1')) + ` from ${from}`);
+  }
+  const long = Buffer.from(`GET / HTTP/1.1\r\n${'x-filler: yes\r\n'.repeat(300)}\r\nbody`, 'latin1');
+  assert.equal(headEnd(long), long.indexOf(CRLFCRLF));
+  assert.equal(headEnd(Buffer.from('GET / HTTP/1.1\r\nHost: a\r\n\r')), -1);
 });

@@ -11,7 +11,7 @@
 import { connect, Socket } from 'node:net';
 import type { RouteMachine } from '../api-types/watch.js';
 import type { Logger } from '../core/logger.js';
-import { BodyFramer, CRLFCRLF, headerValue, HttpParseError, parseResponseHead, RESPONSE_DROP, Rq, scannedFraming, scannedRequestFraming, scanRequestHead, scanResponseHead, type Head, type RequestScan, type ResponseScan } from './http-codec.js';
+import { BodyFramer, headEnd, headerValue, HttpParseError, parseResponseHead, RESPONSE_DROP, Rq, scannedFraming, scannedRequestFraming, scanRequestHead, scanResponseHead, type Head, type RequestScan, type ResponseScan } from './http-codec.js';
 import { labelKey, type Cell, type ProxyMetrics } from './metrics.js';
 import { ProxyError, type AcquireOptions, type Lease, type MachinePool } from './pool.js';
 import { parseFlyReplay, replaySource } from './replay.js';
@@ -259,7 +259,7 @@ class ClientConn {
     let start = 0;
     while (start + 1 < buf.length && buf[start] === 13 && buf[start + 1] === 10) start += 2;
     if (start > 0) buf = this.buf = buf.subarray(start);
-    const end = buf.indexOf(CRLFCRLF);
+    const end = headEnd(buf);
     if (end < 0) {
       if (buf.length > this.proxy.maxHeadBytes) this.fail(431, `request head larger than ${this.proxy.maxHeadBytes} bytes`);
       return;
@@ -488,7 +488,7 @@ class ClientConn {
     if (this.resFramer) return this.forwardResponse(d);
     // resBuf also marks "the machine has answered something" (no retry on a fresh connection then).
     const buf = (this.resBuf = this.resBuf ? Buffer.concat([this.resBuf, d]) : d);
-    const end = buf.indexOf(CRLFCRLF);
+    const end = headEnd(buf);
     if (end < 0) {
       if (buf === d) this.resBuf = own(d);
       if (buf.length > MAX_RESPONSE_HEAD) this.upstreamFailed(`response head larger than ${MAX_RESPONSE_HEAD} bytes`);
