@@ -152,11 +152,40 @@ export function responseFraming(h: Head, requestMethod: string): Framing {
   return responseFramingOf(h.status, requestMethod, te, cl);
 }
 
+/** 1 to 15 decimal digits (a Content-Length the proxy accepts), without a regex per message. */
+function isLength(v: string): boolean {
+  if (v.length === 0 || v.length > 15) return false;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+export const CONNECTION_CLOSE = 1;
+export const CONNECTION_KEEP_ALIVE = 2;
+const connectionMemo = new Map<string, number>();
+
+/**
+ * Which of `close` and `keep-alive` a Connection value lists (CONNECTION_* bits, any case),
+ * remembered per value: the same few values come with every message.
+ */
+export function connectionTokens(value: string): number {
+  let bits = connectionMemo.get(value);
+  if (bits === undefined) {
+    const v = value.toLowerCase();
+    bits = (/\bclose\b/.test(v) ? CONNECTION_CLOSE : 0) | (/\bkeep-alive\b/.test(v) ? CONNECTION_KEEP_ALIVE : 0);
+    if (connectionMemo.size >= 256) connectionMemo.clear();
+    connectionMemo.set(value, bits);
+  }
+  return bits;
+}
+
 /** How a response body ends, from its status, the request method and its last TE / CL values. */
 function responseFramingOf(status: number, requestMethod: string, te: string | undefined, cl: string | undefined): Framing {
   if (requestMethod === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200)) return NO_BODY;
   if (te !== undefined && /chunked\s*$/i.test(te)) return CHUNKED;
-  if (te === undefined && cl !== undefined && /^\d{1,15}$/.test(cl)) {
+  if (te === undefined && cl !== undefined && isLength(cl)) {
     const length = Number(cl);
     return length === 0 ? NO_BODY : { kind: 'length', length };
   }

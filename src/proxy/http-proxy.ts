@@ -11,7 +11,7 @@
 import { connect, Socket } from 'node:net';
 import type { RouteMachine } from '../api-types/watch.js';
 import type { Logger } from '../core/logger.js';
-import { BodyFramer, headEnd, headerValue, HttpParseError, parseResponseHead, RESPONSE_DROP, Rq, scannedFraming, scannedRequestFraming, scanRequestHead, scanResponseHead, type Head, type RequestScan, type ResponseScan } from './http-codec.js';
+import { BodyFramer, CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, connectionTokens, headEnd, headerValue, HttpParseError, parseResponseHead, RESPONSE_DROP, Rq, scannedFraming, scannedRequestFraming, scanRequestHead, scanResponseHead, type Head, type RequestScan, type ResponseScan } from './http-codec.js';
 import { labelKey, type Cell, type ProxyMetrics } from './metrics.js';
 import { ProxyError, type AcquireOptions, type Lease, type MachinePool } from './pool.js';
 import { parseFlyReplay, replaySource } from './replay.js';
@@ -265,8 +265,7 @@ class ClientConn {
       return;
     }
     if (end > this.proxy.maxHeadBytes) return this.fail(431, `request head larger than ${this.proxy.maxHeadBytes} bytes`);
-    const rest = buf.subarray(end + 4);
-    this.buf = rest.length > 0 ? rest : null;
+    this.buf = end + 4 < buf.length ? buf.subarray(end + 4) : null; // pipelined bytes (rare)
     let head: RequestScan;
     try {
       head = scanRequestHead(buf, end, this.proxy.maxHeaders);
@@ -299,7 +298,8 @@ class ClientConn {
     this.replaySrc = undefined;
     const connection = h.connection;
     const host = h.host;
-    this.keepAlive = h.minor === 1 ? connection === '' || !/\bclose\b/.test(connection) : /\bkeep-alive\b/.test(connection);
+    const tokens = connection === '' ? 0 : connectionTokens(connection);
+    this.keepAlive = h.minor === 1 ? (tokens & CONNECTION_CLOSE) === 0 : (tokens & CONNECTION_KEEP_ALIVE) !== 0;
     try {
       this.reqFramer = this.requestFramer.reset(scannedRequestFraming(h));
     } catch (err) {
@@ -506,8 +506,8 @@ class ClientConn {
     this.resBuf = null;
     const framing = scannedFraming(scan, this.req!.method);
     this.resFramer = this.responseFramer.reset(framing);
-    const upConn = scan.connection === undefined ? '' : scan.connection.toLowerCase();
-    this.upstreamClose = framing.kind === 'close' || (upConn !== '' && /\bclose\b/.test(upConn)) || (scan.minor === 0 && !/\bkeep-alive\b/.test(upConn));
+    const upTokens = scan.connection === undefined ? 0 : connectionTokens(scan.connection);
+    this.upstreamClose = framing.kind === 'close' || (upTokens & CONNECTION_CLOSE) !== 0 || (scan.minor === 0 && (upTokens & CONNECTION_KEEP_ALIVE) === 0);
     if (framing.kind === 'close' || !this.reqBodyDone) this.keepAlive = false;
     this.deadline = Infinity;
     this.timeoutStatus = 0;
