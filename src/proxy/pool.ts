@@ -206,10 +206,16 @@ export class MachinePool {
   }
 
   private address(m: RouteMachine, internalPort: number): { host: string; port: number; key: string } {
-    // Resolved every time (the test seam may re-point a machine); the key string is kept.
-    const { host, port } = this.options.resolveAddress?.(m, internalPort) ?? { host: m.private_ip, port: internalPort };
     const cache = this.facts(m).addresses;
     let a = cache.get(internalPort);
+    const resolve = this.options.resolveAddress;
+    if (!resolve) {
+      // A machine object's address never changes (an upsert brings a new object).
+      if (!a) cache.set(internalPort, (a = { host: m.private_ip, port: internalPort, key: `${m.private_ip}|${internalPort}` }));
+      return a;
+    }
+    // Resolved every time (the test seam may re-point a machine); the key string is kept.
+    const { host, port } = resolve(m, internalPort);
     if (!a || a.host !== host || a.port !== port) cache.set(internalPort, (a = { host, port, key: `${host}|${port}` }));
     return a;
   }
