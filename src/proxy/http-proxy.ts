@@ -9,6 +9,7 @@
  * @module
  */
 import { connect, Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { RouteMachine } from '../api-types/watch.js';
 import type { Logger } from '../core/logger.js';
 import { BodyFramer, CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, connectionTokens, headEnd, headerValue, HttpParseError, parseResponseHead, RESPONSE_DROP, Rq, scannedFraming, scannedRequestFraming, scanRequestHead, scanResponseHead, type Head, type RequestScan, type ResponseScan } from './http-codec.js';
