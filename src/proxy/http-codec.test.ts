@@ -174,4 +174,9 @@ test('headEnd finds the first CRLFCRLF exactly where indexOf does (random CR/LF-
   const long = Buffer.from(`GET / HTTP/1.1\r\n${'x-filler: yes\r\n'.repeat(300)}\r\nbody`, 'latin1');
   assert.equal(headEnd(long), long.indexOf(CRLFCRLF));
   assert.equal(headEnd(Buffer.from('GET / HTTP/1.1\r\nHost: a\r\n\r')), -1);
+  // The end bound holds for long ranges too (they search natively).
+  const longEnd = long.indexOf(CRLFCRLF);
+  assert.equal(headEnd(long, 0, longEnd + 3), -1);
+  assert.equal(headEnd(long, 0, longEnd + 4), longEnd);
+  assert.equal(headEnd(Buffer.from('ab\r\n\r\n'), 0, 5), -1);
 });

@@ -15,7 +15,10 @@ export const CRLFCRLF = Buffer.from('\r\n\r\n');
  * position decides the step (Horspool): not CR or LF → 4, CR → 1, LF without the match → 2.
  */
 export function headEnd(buf: Uint8Array, from = 0, to = buf.length): number {
-  if (to - from > 2048) return Buffer.prototype.indexOf.call(buf, CRLFCRLF, from) as number;
+  if (to - from > 2048) {
+    const at = Buffer.prototype.indexOf.call(buf, CRLFCRLF, from) as number;
+    return at >= 0 && at + 4 <= to ? at : -1;
+  }
   let i = from + 3;
   while (i < to) {
     const b = buf[i]!;
@@ -134,7 +137,7 @@ function framingOf(te: string | undefined, cl: string | undefined): Framing {
     return CHUNKED;
   }
   if (cl !== undefined) {
-    if (!/^\d{1,15}$/.test(cl)) throw new HttpParseError(400, 'malformed content-length');
+    if (!isLength(cl)) throw new HttpParseError(400, 'malformed content-length');
     const length = Number(cl);
     return length === 0 ? NO_BODY : { kind: 'length', length };
   }
@@ -164,19 +167,24 @@ function isLength(v: string): boolean {
 
 export const CONNECTION_CLOSE = 1;
 export const CONNECTION_KEEP_ALIVE = 2;
+export const CONNECTION_UPGRADE = 4;
 const connectionMemo = new Map<string, number>();
 
 /**
- * Which of `close` and `keep-alive` a Connection value lists (CONNECTION_* bits, any case),
- * remembered per value: the same few values come with every message.
+ * Which of `close`, `keep-alive` and `upgrade` a Connection value lists (CONNECTION_* bits, any
+ * case), remembered per value: the same few values come with every message. Only short values
+ * are remembered, so clients cannot pin large heads in the memo.
  */
 export function connectionTokens(value: string): number {
   let bits = connectionMemo.get(value);
   if (bits === undefined) {
     const v = value.toLowerCase();
-    bits = (/\bclose\b/.test(v) ? CONNECTION_CLOSE : 0) | (/\bkeep-alive\b/.test(v) ? CONNECTION_KEEP_ALIVE : 0);
-    if (connectionMemo.size >= 256) connectionMemo.clear();
-    connectionMemo.set(value, bits);
+    bits =
+      (/\bclose\b/.test(v) ? CONNECTION_CLOSE : 0) | (/\bkeep-alive\b/.test(v) ? CONNECTION_KEEP_ALIVE : 0) | (/\bupgrade\b/.test(v) ? CONNECTION_UPGRADE : 0);
+    if (value.length <= 64) {
+      if (connectionMemo.size >= 256) connectionMemo.clear();
+      connectionMemo.set(value, bits);
+    }
   }
   return bits;
 }

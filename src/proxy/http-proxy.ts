@@ -12,7 +12,7 @@ import { connect, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { RouteMachine } from '../api-types/watch.js';
 import type { Logger } from '../core/logger.js';
-import { BodyFramer, CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, connectionTokens, headEnd, headerValue, HttpParseError, parseResponseHead, RESPONSE_DROP, Rq, scannedFraming, scannedRequestFraming, scanRequestHead, scanResponseHead, type Head, type RequestScan, type ResponseScan } from './http-codec.js';
+import { BodyFramer, CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, CONNECTION_UPGRADE, connectionTokens, headEnd, headerValue, HttpParseError, parseResponseHead, RESPONSE_DROP, Rq, scannedFraming, scannedRequestFraming, scanRequestHead, scanResponseHead, type Head, type RequestScan, type ResponseScan } from './http-codec.js';
 import { labelKey, type Cell, type ProxyMetrics } from './metrics.js';
 import { ProxyError, type AcquireOptions, type Lease, type MachinePool } from './pool.js';
 import { parseFlyReplay, replaySource } from './replay.js';
@@ -110,6 +110,7 @@ class Upstream {
       onread: {
         buffer: UPSTREAM_READ_BUFFER,
         callback: (n: number, buf: Uint8Array) => {
+          proxy.tick();
           if (this.owner) this.owner.onUpstreamData(this, (buf as Buffer).subarray(0, n));
           else this.destroy(); // bytes on an idle connection: the machine is confused
           return true;
@@ -120,6 +121,7 @@ class Upstream {
     socket.setNoDelay(true);
     socket.on('error', () => undefined);
     socket.on('close', () => {
+      proxy.tick();
       this.destroyed = true;
       this.proxy.forget(this);
       this.owner?.onUpstreamClose(this, 'the machine closed the connection');
@@ -278,6 +280,8 @@ class ClientConn {
 
   /** Answers an unparseable request and closes: the stream cannot be trusted after it. */
   private fail(status: number, message: string): void {
+    // A head that never became a request: its latency is counted from now, not from the last one.
+    if (this.phase === 'head') this.startedAt = this.proxy.now;
     this.keepAlive = false;
     this.reqBodyDone = false;
     if (!this.hasId) this.newRequestId();
@@ -329,7 +333,7 @@ class ClientConn {
         return this.respond(301, `hangar proxy: ${location}\n`, [`location: ${location}`]);
       }
     }
-    this.upgrade = h.upgrade !== undefined && /\bupgrade\b/.test(connection);
+    this.upgrade = h.upgrade !== undefined && (tokens & CONNECTION_UPGRADE) !== 0;
     const force = h.forceInstance;
     const prefer = h.preferRegion;
     this.hints = force || prefer
@@ -359,6 +363,7 @@ class ClientConn {
         this.send(false);
       },
       (err: unknown) => {
+        this.proxy.tick();
         if (this.phase === 'closed') return;
         const status = err instanceof ProxyError ? err.status : 502;
         if (status >= 500) this.proxy.logger.warn('proxy: request not served', { app, request_id: this.requestId, error: (err as Error).message });
@@ -725,7 +730,7 @@ class ClientConn {
   private record(): void {
     const m = this.proxy.metrics;
     this.proxy.requestsCell(this.app || '-', this.status).n++;
-    m.latency.observe((this.proxy.tick() - this.startedAt) / 1000);
+    m.latency.observe((this.proxy.now - this.startedAt) / 1000);
   }
 
   /** The response is complete: pool the machine connection, then read the next request or close. */
@@ -811,8 +816,8 @@ export class HttpProxy {
   readonly ids: RequestIds;
   /**
    * performance.now() as of the I/O callback being served: the clock of deadlines and latencies.
-   * Read callbacks, the sweeper and the end of each exchange `tick()` it, so a request pays two
-   * clock reads instead of one per deadline; deadlines are checked only per sweeper tick anyway.
+   * Every entry into the data path `tick()`s it (client and machine reads and closes, a settled
+   * acquire, the sweeper), so a request pays two clock reads, not one per deadline it sets.
    */
   now = performance.now();
 
@@ -852,7 +857,10 @@ export class HttpProxy {
   /** App by Host header value; a request pays a map lookup instead of lowercasing and a regex. */
   private readonly appsByHost = new Map<string, string | null>();
 
-  /** Only apps in the route table get their own series (others count as "-"), so clients cannot grow it. */
+  /**
+   * Only apps the route table knows get their own series (unknown names count as "-"), so clients
+   * cannot grow it.
+   */
   requestsCell(app: string, status: number): Cell {
     let cells = this.requestSeries.get(app);
     if (!cells) this.requestSeries.set(app, (cells = []));

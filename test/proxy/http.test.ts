@@ -114,6 +114,14 @@ describe('http proxy', { timeout: 60_000 }, () => {
     assert.equal((await get(`${rig.url}/`, 'web.localhost')).status, 200);
   });
 
+  test('a refused head counts its own latency, not the time since the proxy started', async () => {
+    const sum = () => Number(/hangar_proxy_request_duration_seconds_sum (\S+)/.exec(rig.proxy.metrics.render())![1]);
+    await new Promise((r) => setTimeout(r, 1100)); // the process has been up for over a second
+    const before = sum();
+    assert.match(await raw(rig.port, 'GARBAGE\r\n\r\n'), /^HTTP\/1\.1 400/);
+    assert.ok(sum() - before < 0.5, `latency recorded for a refused head: ${sum() - before} s`);
+  });
+
   test('autostart from stopped: the request waits for the start; autostop takes an idle machine to zero', async () => {
     const m = await machine('cold', echo.port, [httpService({ autostop: 'stop', autostart: true })]);
     await rig.cluster.client.machines.stop('cold', m.id);
