@@ -20,15 +20,10 @@ import type { Logger } from '../src/core/logger.js';
 import { buildBigImage } from '../src/testkit/images.js';
 import { repoRoot } from '../src/testkit/paths.js';
 import { startRegistry } from '../src/testkit/registry.js';
+import { median } from './lib/stats.js';
 
 const SIZE_MB = Number(process.env.BENCH_IMAGE_MB ?? 100);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 function timed(cmd: string, args: string[]): number {
   const t0 = performance.now();

@@ -102,17 +102,12 @@ function measured(pid: number, url: string, host: string, connections: number, d
   };
 }
 
-function median(values: number[], digits: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  const m = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  return Number(m.toFixed(digits));
-}
+const medianTo = (values: number[], digits: number) => Number(median(values).toFixed(digits));
 
 /** One path's rounds: median rate and latencies, errors and requests summed. */
 function summary(rounds: WrkResult[]): WrkResult {
   return {
-    rps: median(rounds.map((r) => r.rps), 1), p50_ms: median(rounds.map((r) => r.p50_ms), 3), p99_ms: median(rounds.map((r) => r.p99_ms), 3),
+    rps: medianTo(rounds.map((r) => r.rps), 1), p50_ms: medianTo(rounds.map((r) => r.p50_ms), 3), p99_ms: medianTo(rounds.map((r) => r.p99_ms), 3),
     errors: rounds.reduce((n, r) => n + r.errors, 0), non2xx: rounds.reduce((n, r) => n + r.non2xx, 0), requests: rounds.reduce((n, r) => n + r.requests, 0),
   };
 }
@@ -125,7 +120,7 @@ function cpuSummary(rounds: ReturnType<typeof measured>[]) {
   return {
     proxy_cpu_us_per_request: per('proxy_cpu_us_per_request'), proxy_user_us_per_request: per('proxy_user_us_per_request'),
     proxy_system_us_per_request: per('proxy_system_us_per_request'), backend_cpu_us_per_request: per('backend_cpu_us_per_request'),
-    box_idle_pct: median(rounds.map((r) => r.box_idle_pct), 1),
+    box_idle_pct: medianTo(rounds.map((r) => r.box_idle_pct), 1),
   };
 }
 
@@ -145,6 +140,7 @@ async function waitPort(port: number): Promise<void> {
 import * as net from 'node:net';
 import { freeLoopbackPort as freePort } from '../src/testkit/registry.js';
 import { childrenOf } from '../src/testkit/processes.js';
+import { median } from './lib/stats.js';
 const require_net = () => net;
 
 async function serveProxy(backendPort: number, listenPort: number): Promise<void> {
@@ -216,9 +212,9 @@ async function main(): Promise<void> {
       host: { node: process.version, cpus: (await import('node:os')).cpus().length, nginx: spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr.trim() },
       what: `wrk -t1 -c64 keep-alive, ${ROUNDS} interleaved rounds of ${ROUND_DURATION} per path (order rotated per round), same loopback NGINX backend (12-byte body); all processes on this box. Per path: median rps/p50/p99 over rounds, CPU per request over all rounds; ratio and added p99: medians of the per-round values`,
       direct, nginx_proxy: nginx, hangar_proxy: hangarRun,
-      throughput_ratio_vs_nginx: median(runs.map((x) => x.hangar.rps / x.nginx.rps), 3),
-      added_p99_ms: median(runs.map((x) => x.hangar.p99_ms - x.direct.p99_ms), 3),
-      added_p99_ms_nginx: median(runs.map((x) => x.nginx.p99_ms - x.direct.p99_ms), 3),
+      throughput_ratio_vs_nginx: medianTo(runs.map((x) => x.hangar.rps / x.nginx.rps), 3),
+      added_p99_ms: medianTo(runs.map((x) => x.hangar.p99_ms - x.direct.p99_ms), 3),
+      added_p99_ms_nginx: medianTo(runs.map((x) => x.nginx.p99_ms - x.direct.p99_ms), 3),
       rounds: runs,
       cpu_per_request_ratio_vs_nginx: Number((hangarRun.proxy_cpu_us_per_request / nginx.proxy_cpu_us_per_request).toFixed(2)),
       connections_1000: thousand,
