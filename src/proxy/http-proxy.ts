@@ -63,6 +63,7 @@ function copyBytes(src: Buffer, from: number, to: number, dst: Buffer, at: numbe
 /** Writes `part` (bytes, or a latin1 string) into `dst` at `at`; answers the count. */
 function put(dst: Buffer, at: number, part: Buffer | string): number {
   if (typeof part === 'string') return dst.write(part, at, 'latin1');
+  if (part.length <= 64) return copyBytes(part, 0, part.length, dst, at);
   dst.set(part, at);
   return part.length;
 }
@@ -454,8 +455,8 @@ class ClientConn {
     }
     at += copyBytes(buf, from, to, out, at);
     at += put(out, at, before);
-    out.set(this.idBytes, at);
-    put(out, at + this.idBytes.length, after);
+    at += copyBytes(this.idBytes, 0, this.idBytes.length, out, at);
+    put(out, at, after);
     return out;
   }
 
@@ -555,10 +556,8 @@ class ClientConn {
     let at = prefix.length;
     const keep = scan.keep;
     for (let i = 0; i < keep.length; i += 2) at += copyBytes(head, keep[i]!, keep[i + 1]!, out, at);
-    out.set(REQUEST_ID_LINE, at);
-    at += REQUEST_ID_LINE.length;
-    out.set(this.idBytes, at);
-    at += this.idBytes.length;
+    at += copyBytes(REQUEST_ID_LINE, 0, REQUEST_ID_LINE.length, out, at);
+    at += copyBytes(this.idBytes, 0, this.idBytes.length, out, at);
     at += put(out, at, after);
     if (n > 0) copyBytes(body, 0, n, out, at);
     this.status = scan.status;

@@ -118,8 +118,8 @@ export class MachinePool {
     return f;
   }
 
-  private selectFor(m: RouteMachine, select: (m: RouteMachine) => ServiceMatch | undefined): ServiceMatch | undefined {
-    const cache = this.facts(m).matches;
+  private selectFor(m: RouteMachine, select: (m: RouteMachine) => ServiceMatch | undefined, f = this.facts(m)): ServiceMatch | undefined {
+    const cache = f.matches;
     if (cache.has(select)) return cache.get(select);
     const match = select(m);
     // Selectors are a few long-lived functions (one per listener kind or TCP port); the bound keeps
@@ -162,6 +162,7 @@ export class MachinePool {
 
   /** The state this proxy believes: its own recent change wins over a stale table for a while. */
   stateOf(m: RouteMachine): string {
+    if (this.overrides.size === 0) return m.state; // the usual case, without a lookup
     const o = this.overrides.get(m.id);
     if (o) {
       if (o.until > Date.now()) return o.state;
@@ -240,7 +241,7 @@ export class MachinePool {
           this.loads.delete(m.id);
           this.lastActive.set(m.id, Date.now());
         } else this.loads.set(m.id, n);
-        if (this.waiters.has(m.app_name)) this.notify(m.app_name);
+        if (this.waiters.size > 0 && this.waiters.has(m.app_name)) this.notify(m.app_name);
       },
     };
   }
@@ -255,21 +256,23 @@ export class MachinePool {
       if (hints.instance && m.id !== hints.instance) continue;
       if (hints.region && m.region !== hints.region) continue;
       if (hints.exclude && m.id === hints.exclude) continue;
-      const match = this.selectFor(m, select);
+      const f = this.facts(m);
+      const match = this.selectFor(m, select, f);
       if (!match) continue;
-      const settings = this.facts(m).settings;
+      const settings = f.settings;
       autostart ||= settings.autostart;
-      const draining = this.draining.has(m.id);
+      // The sets below are empty in steady traffic: their sizes spare a lookup per machine.
+      const draining = this.draining.size > 0 && this.draining.has(m.id);
       const state = draining ? 'stopping' : this.stateOf(m);
-      const failure = this.failed.get(m.id);
+      const failure = this.failed.size > 0 ? this.failed.get(m.id) : undefined;
       const hostOk = m.host_status === 'ok';
       candidates.push({
         id: m.id,
         region: m.region,
         state,
-        routable: state === 'started' && !m.cordoned && hostOk && checksPass(m, this.overrides.has(m.id)),
+        routable: state === 'started' && !m.cordoned && hostOk && checksPass(m, this.overrides.size > 0 && this.overrides.has(m.id)),
         startable: settings.autostart && !m.cordoned && hostOk && !(failure && failure.until > Date.now()),
-        starting: this.starts.has(m.id),
+        starting: this.starts.size > 0 && this.starts.has(m.id),
         load: this.loads.get(m.id) ?? 0,
         softLimit: match.softLimit,
         hardLimit: match.hardLimit,
