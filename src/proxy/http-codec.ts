@@ -368,15 +368,28 @@ function nameLookup<T extends number>(entries: [string, T][]): (buf: Buffer, fro
     const len = to - from;
     const bucket = byLength[len];
     if (bucket === undefined) return 0;
-    for (const { name, what } of bucket) {
+    for (let k = 0; k < bucket.length; k++) {
+      const name = bucket[k]!.name;
       let i = 0;
       // `| 0x20` lowercases A-Z; the names hold only letters and '-', which no other token byte maps to.
       while (i < len && (buf[from + i]! | 0x20) === name[i]) i++;
-      if (i === len) return what;
+      if (i === len) return bucket[k]!.what;
     }
     return 0;
   };
 }
+
+const enum LB {
+  Cr = 1,
+  Bad,
+  Colon,
+}
+/** The bytes a header line's scan stops at (0 for every other byte): one table load per byte. */
+const LINE_BYTE = new Uint8Array(256);
+LINE_BYTE[13] = LB.Cr;
+LINE_BYTE[0] = LB.Bad;
+LINE_BYTE[10] = LB.Bad;
+LINE_BYTE[58] = LB.Colon;
 
 /** What String.prototype.trim removes, within latin1 (CR and LF cannot occur inside a line). */
 function isTrimmed(b: number): boolean {
@@ -429,10 +442,11 @@ export function scanResponseHead(buf: Buffer, end: number, maxHeaders = 1000): R
     let colon = -1;
     let eol = at;
     for (; eol < end; eol++) {
-      const b = buf[eol]!;
-      if (b === 13) break;
-      if (b === 0 || b === 10) throw bad();
-      if (colon < 0 && b === 58) colon = eol;
+      const k = LINE_BYTE[buf[eol]!]!;
+      if (k === 0) continue;
+      if (k === LB.Cr) break;
+      if (k === LB.Bad) throw bad();
+      if (colon < 0) colon = eol;
     }
     if (eol < end && buf[eol + 1] !== 10) throw bad();
     if (colon <= at) throw new HttpParseError(400, 'malformed header line');
