@@ -1,6 +1,7 @@
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyConfigFlags, parseDurationFlag, parseMemory, parsePort, parseStopSignal, portsToServices, shellWords, type ConfigFlagValues } from './machine-flags.js';
+import { applyConfigFlags, parseDurationFlag, parseMemory, parsePort, parseStopFlags, parseStopSignal, portsToServices, shellWords, type ConfigFlagValues } from './machine-flags.js';
+import { MACHINE_ID, fakeMachine, runHangar, startFakeApi } from './testing.js';
 
 const NO_FLAGS: ConfigFlagValues = {
   env: [], metadata: [], port: [], 'vm-size': undefined, 'vm-cpus': undefined, 'vm-memory': undefined,
@@ -78,5 +79,47 @@ describe('machine flags', () => {
     assert.throws(() => applyConfigFlags({ image: 'x' }, { ...NO_FLAGS, 'vm-cpu-kind': 'gpu' }), { message: "--vm-cpu-kind: expected shared or performance, got 'gpu'" });
     assert.throws(() => applyConfigFlags({ image: 'x' }, { ...NO_FLAGS, restart: 'sometimes' }), { message: "--restart: expected no, always or on-failure, got 'sometimes'" });
     assert.throws(() => applyConfigFlags({ image: 'x' }, { ...NO_FLAGS, schedule: 'yearly' }), { message: "--schedule: expected hourly, daily, weekly or monthly, got 'yearly'" });
+  });
+
+  it('parses the stop flags of machine stop and restart, leaving out the ones not given', () => {
+    assert.deepEqual(parseStopFlags({ signal: undefined, timeout: undefined, 'wait-timeout': '5m' }), { stop: {}, waitMs: 300_000 });
+    assert.deepEqual(parseStopFlags({ signal: 'term', timeout: '90', 'wait-timeout': '10s' }), { stop: { signal: 'SIGTERM', timeout: '1m30s' }, waitMs: 10_000 });
+    assert.throws(() => parseStopFlags({ signal: undefined, timeout: undefined, 'wait-timeout': 'later' }), {
+      message: "--wait-timeout: expected seconds or a duration such as 10s or 5m, got 'later'",
+    });
+    // The first bad flag, in command-line help order, is the one reported.
+    assert.throws(() => parseStopFlags({ signal: 'SIGFOO', timeout: 'soon', 'wait-timeout': 'later' }), {
+      message: "--signal: expected one of SIGHUP, SIGINT, SIGQUIT, SIGKILL, SIGUSR1, SIGUSR2, SIGTERM, got 'SIGFOO'",
+    });
+    assert.throws(() => parseStopFlags({ signal: '15', timeout: 'soon', 'wait-timeout': 'later' }), {
+      message: "--timeout: expected seconds or a duration such as 10s or 5m, got 'soon'",
+    });
+  });
+
+  for (const command of ['stop', 'restart']) {
+    it(`machine ${command} refuses a bad --wait-timeout before any request`, async () => {
+      const api = await startFakeApi({});
+      after(() => api.close());
+      const t = await runHangar(`machine ${command} ${MACHINE_ID} -a web --wait-timeout later`, { api });
+      assert.deepEqual(t, { code: 1, stdout: '', stderr: "Error: --wait-timeout: expected seconds or a duration such as 10s or 5m, got 'later'\n" });
+      assert.deepEqual(api.calls(), []);
+    });
+  }
+
+  it('machine stop and restart send the same parsed signal and timeout', async () => {
+    const base = `/v1/apps/web/machines/${MACHINE_ID}`;
+    const api = await startFakeApi({
+      [`GET ${base}`]: { body: fakeMachine() },
+      [`POST ${base}/stop`]: { body: { ok: true } },
+      [`POST ${base}/restart`]: { body: { ok: true } },
+    });
+    after(() => api.close());
+    const stop = await runHangar(`machine stop ${MACHINE_ID} -a web -s 15 --timeout 90 --detach`, { api });
+    assert.equal(stop.code, 0, stop.stderr);
+    const restart = await runHangar(`machine restart ${MACHINE_ID} -a web -s 15 --time 90 --detach`, { api });
+    assert.equal(restart.code, 0, restart.stderr);
+    assert.deepEqual(api.calls(), [`GET ${base}`, `POST ${base}/stop`, `POST ${base}/restart`]);
+    assert.deepEqual(api.requests[1]!.body, { signal: 'SIGTERM', timeout: '1m30s' });
+    assert.deepEqual(Object.fromEntries(api.requests[2]!.query), { signal: 'SIGTERM', timeout: '1m30s' });
   });
 });

@@ -6,7 +6,7 @@
  */
 import { shellWords } from '../core/shell-words.js';
 import type { MachineConfig } from '../api-types/machine.js';
-import { parseDuration } from '../core/durations.js';
+import { formatDuration, parseDuration } from '../core/durations.js';
 import { STOP_SIGNALS, resolveSignal, type SignalName } from '../core/signals.js';
 import { UsageError } from './errors.js';
 import type { FlagSpecs, FlagValues } from './framework.js';
@@ -140,6 +140,31 @@ export function parseDurationFlag(flag: string, value: string): number {
   const ms = /^\d+$/.test(text) ? Number(text) * 1000 : parseDuration(text);
   if (ms === undefined) throw new UsageError(`--${flag}: expected seconds or a duration such as 10s or 5m, got '${value}'`);
   return ms;
+}
+
+/** The flags `machine stop` and `machine restart` both take (their help texts differ, their values do not). */
+export interface StopFlagValues {
+  signal: string | undefined;
+  timeout: string | undefined;
+  'wait-timeout': string;
+}
+
+export interface ParsedStopFlags {
+  /** Holds only the flags given, so an absent one is left out of the request and the server's default applies. */
+  stop: { signal?: SignalName; timeout?: string };
+  /** How long the CLI waits for the machine to reach its next state. */
+  waitMs: number;
+}
+
+/**
+ * `--signal`, `--timeout` and `--wait-timeout` of `machine stop|restart`, checked in that order so
+ * the first bad value is the one reported, before any request is made.
+ */
+export function parseStopFlags(flags: StopFlagValues): ParsedStopFlags {
+  const stop: ParsedStopFlags['stop'] = {};
+  if (flags.signal !== undefined) stop.signal = parseStopSignal('signal', flags.signal);
+  if (flags.timeout !== undefined) stop.timeout = formatDuration(parseDurationFlag('timeout', flags.timeout));
+  return { stop, waitMs: parseDurationFlag('wait-timeout', flags['wait-timeout']) };
 }
 
 /**

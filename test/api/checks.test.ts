@@ -11,19 +11,13 @@ import type { CheckStatus } from '../../src/api-types/machine.js';
 import type { RouteEvent, RouteMachine } from '../../src/api-types/watch.js';
 import { parseNdjson } from '../../src/core/ndjson.js';
 import { startCluster, type TestCluster } from '../../src/testkit/cluster.js';
+import { until } from '../../src/testkit/waiting.js';
 
 const APP = 'checked';
 const IMAGE = 'registry.example.test/hello:1.0';
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 5000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** How long a check status may take to show through the API. */
+const CHECK_WAIT_MS = 5000;
 
 describe('health checks through the API', () => {
   let cluster: TestCluster;
@@ -63,7 +57,7 @@ describe('health checks through the API', () => {
       },
     } as never);
     const service = `servicecheck-00-http-${port}`;
-    await until('both passing', async () => ((await statusOf(m.id, service)) === 'passing' && (await statusOf(m.id, 'alive')) === 'passing') || undefined);
+    await until('both passing', async () => (await statusOf(m.id, service)) === 'passing' && (await statusOf(m.id, 'alive')) === 'passing', CHECK_WAIT_MS);
     const checks = await checksOf(m.id);
     assert.deepEqual(checks.map((c) => [c.name, c.status, c.output]), [
       [service, 'passing', 'HTTP GET /health: 200 OK'],
@@ -72,7 +66,7 @@ describe('health checks through the API', () => {
     assert.ok(checks.every((c) => !Number.isNaN(Date.parse(c.updated_at))));
 
     healthy = false;
-    await until('critical', async () => ((await statusOf(m.id, service)) === 'critical') || undefined);
+    await until('critical', async () => (await statusOf(m.id, service)) === 'critical', CHECK_WAIT_MS);
     assert.equal((await checksOf(m.id)).find((c) => c.name === service)?.output, 'HTTP GET /health: 503 Service Unavailable');
     assert.equal(await statusOf(m.id, 'alive'), 'passing', 'the tcp check still passes');
     healthy = true;
@@ -103,16 +97,16 @@ describe('health checks through the API', () => {
       } as never);
       const name = `servicecheck-00-http-${port}`;
       const statusIn = (r: RouteMachine) => r.checks.find((c) => c.name === name)?.status;
-      const upsert = (status: string) => until(`${status} upsert`, async () => seen.find((r) => r.id === m.id && r.state === 'started' && statusIn(r) === status));
+      const upsert = (status: string) => until(`${status} upsert`, async () => seen.find((r) => r.id === m.id && r.state === 'started' && statusIn(r) === status), CHECK_WAIT_MS);
 
       const warning = await upsert('warning');
       assert.deepEqual(warning.checks.map((c) => c.name), [name], 'a started machine is not checked yet: warning, no traffic');
       await upsert('passing');
       healthy = false;
-      const critical = await until('critical upsert', async () => seen.find((r) => r.id === m.id && statusIn(r) === 'critical'));
+      const critical = await until('critical upsert', async () => seen.find((r) => r.id === m.id && statusIn(r) === 'critical'), CHECK_WAIT_MS);
       assert.match(critical.checks[0]!.output, /503/);
       healthy = true;
-      await until('passing again', async () => seen.filter((r) => r.id === m.id && statusIn(r) === 'passing').length >= 2 || undefined);
+      await until('passing again', async () => seen.filter((r) => r.id === m.id && statusIn(r) === 'passing').length >= 2, CHECK_WAIT_MS);
 
       // Only changes make upserts: with a 100 ms interval, a second of steady passing adds none.
       const count = seen.filter((r) => r.id === m.id).length;

@@ -2,7 +2,6 @@
  * Helpers shared by the API tests on real crun containers: HTTP to a machine's private address,
  * polling, and "is the host clean of this machine" checks.
  */
-import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { mountsUnder } from '../../src/agent/images/overlay.js';
 import type { CrunDriver } from '../../src/agent/drivers/crun/crun-driver.js';
 import type { CrunCluster } from '../../src/testkit/crun-cluster.js';
 import { rejectsWith } from '../../src/testkit/assertions.js';
+import { until } from '../../src/testkit/waiting.js';
 
 export function httpGet(host: string, port = 8080, timeoutMs = 1000): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -37,17 +37,6 @@ export async function waitHttp(host: string, ms = 5000, port = 8080): Promise<{ 
   }
 }
 
-export async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-
 /** What a machine may leave on the host; all must be gone after destroy. */
 export async function leftovers(c: CrunCluster, id: string): Promise<string[]> {
   const agent = c.cluster.agents[0]!;
@@ -74,4 +63,4 @@ export async function agentFootprint(c: CrunCluster): Promise<{ mounts: string[]
   };
 }
 
-export { rejectsWith };
+export { rejectsWith, until };

@@ -8,17 +8,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { HangarError } from '../../src/core/errors.js';
 import { startCluster, type TestCluster } from '../../src/testkit/cluster.js';
+import { until } from '../../src/testkit/waiting.js';
 
 const IMAGE = 'registry.example.test/hello:1.0';
-
-async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
 
 describe('agent restarts', () => {
   let cluster: TestCluster;
@@ -36,7 +28,7 @@ describe('agent restarts', () => {
     const stopped = await cluster.client.machines.create('resilient', { config: { image: IMAGE }, skip_launch: true });
 
     await cluster.agents[0]!.close();
-    await until(async () => (await cluster.client.machines.get('resilient', always.id)).host_status === 'unreachable', 10_000, 'host_status unreachable');
+    await until('host_status unreachable', async () => (await cluster.client.machines.get('resilient', always.id)).host_status === 'unreachable', 10_000);
     await assert.rejects(cluster.client.machines.stop('resilient', always.id), (err: HangarError) => err.code === 'unavailable');
     assert.equal((await cluster.client.machines.get('resilient', always.id)).state, 'started', 'a refused stop changed nothing');
     await assert.rejects(
@@ -48,7 +40,7 @@ describe('agent restarts', () => {
 
     // A new FakeDriver is a rebooted host: every workload is gone.
     await cluster.restartAgent(0);
-    await until(async () => (await cluster.client.machines.get('resilient', always.id)).host_status === 'ok', 10_000, 'reconnect');
+    await until('reconnect', async () => (await cluster.client.machines.get('resilient', always.id)).host_status === 'ok', 10_000);
     await cluster.client.machines.wait('resilient', always.id, { state: 'started', timeout: 10 });
     await cluster.client.machines.wait('resilient', never.id, { state: 'stopped', timeout: 10 });
     assert.equal((await cluster.client.machines.get('resilient', stopped.id)).state, 'created');
@@ -70,9 +62,9 @@ describe('agent restarts', () => {
     });
     assert.equal(made.status, 200);
     await cluster.restartAgent(0);
-    await until(async () => {
+    await until('the orphan to be destroyed', async () => {
       const res = await fetch(`${cluster.agents[0]!.url}/agent/v1/machines/${spec.id}`, { headers: { authorization: `Bearer ${agent.token}` } });
       return res.status === 404 || ((await res.json()) as { state: string }).state === 'destroyed';
-    }, 10_000, 'the orphan to be destroyed');
+    }, 10_000);
   });
 });

@@ -1,6 +1,5 @@
 import { createCommand } from '../../framework.js';
-import { parseDurationFlag, parseStopSignal } from '../../machine-flags.js';
-import { formatDuration } from '../../../core/durations.js';
+import { parseStopFlags } from '../../machine-flags.js';
 import { waitForState } from '../../wait.js';
 
 export const machineRestart = createCommand({
@@ -18,17 +17,11 @@ export const machineRestart = createCommand({
   hints: { failed_precondition: 'Only a started machine can be restarted; start it with `hangar machine start ID -a APP`' },
   async handler({ args, flags, global, out, client, requireApp }) {
     const app = requireApp();
-    const signal = flags.signal === undefined ? undefined : parseStopSignal('signal', flags.signal);
-    const timeout = flags.timeout === undefined ? undefined : formatDuration(parseDurationFlag('timeout', flags.timeout));
-    const waitMs = parseDurationFlag('wait-timeout', flags['wait-timeout']);
+    const { stop, waitMs } = parseStopFlags(flags);
     const api = client();
     for (const id of args.ids) {
       if (!global.json) out.line(`Restarting machine ${id}`);
-      await api.machines.restart(app, id, {
-        ...(signal ? { signal } : {}),
-        ...(timeout ? { timeout } : {}),
-        ...(flags.force ? { force_stop: true } : {}),
-      });
+      await api.machines.restart(app, id, { ...stop, ...(flags.force ? { force_stop: true } : {}) });
       if (!flags.detach) await waitForState(api, app, id, { state: 'started', timeoutMs: waitMs });
       if (!global.json) out.line(`Machine ${id} restarted successfully!`);
     }

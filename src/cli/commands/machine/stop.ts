@@ -1,6 +1,5 @@
 import { createCommand } from '../../framework.js';
-import { parseDurationFlag, parseStopSignal } from '../../machine-flags.js';
-import { formatDuration } from '../../../core/durations.js';
+import { parseStopFlags } from '../../machine-flags.js';
 import { waitForState } from '../../wait.js';
 
 export const machineStop = createCommand({
@@ -19,14 +18,12 @@ export const machineStop = createCommand({
   hints: { failed_precondition: 'Check its state with `hangar machine status ID -a APP`' },
   async handler({ args, flags, global, out, client, requireApp }) {
     const app = requireApp();
-    const signal = flags.signal === undefined ? undefined : parseStopSignal('signal', flags.signal);
-    const timeout = flags.timeout === undefined ? undefined : formatDuration(parseDurationFlag('timeout', flags.timeout));
-    const waitMs = parseDurationFlag('wait-timeout', flags['wait-timeout']);
+    const { stop, waitMs } = parseStopFlags(flags);
     const api = client();
     for (const id of args.ids) {
       const machine = await api.machines.get(app, id);
       if (!global.json) out.line(`Sending kill signal to machine ${id}...`);
-      await api.machines.stop(app, id, { ...(signal ? { signal } : {}), ...(timeout ? { timeout } : {}) });
+      await api.machines.stop(app, id, stop);
       if (flags.detach) continue;
       await waitForState(api, app, id, { state: 'stopped', version: machine.version, timeoutMs: waitMs });
       if (!global.json) out.line(`${id} has been successfully stopped`);
