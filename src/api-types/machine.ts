@@ -307,9 +307,13 @@ export interface ProcessStat {
   pid: number;
   command: string;
   directory: string;
+  /** User + system CPU time, whole milliseconds. */
   cpu: number;
+  /** Resident memory, bytes. */
   rss: number;
+  /** Seconds since the process started. */
   rtime: number;
+  /** System CPU time, whole milliseconds. */
   stime: number;
   listen_sockets: { proto: string; address: string }[];
 }

@@ -62,8 +62,10 @@ export async function processStats(pids: number[]): Promise<ProcessStat[]> {
       ]);
       // Fields after the parenthesised command name; field 3 (state) is index 0 here.
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const utime = Number(fields[11]) / CLK_TCK;
-      const stime = Number(fields[12]) / CLK_TCK;
+      // CPU times in whole milliseconds: Fly's clients read cpu and stime as unsigned integers
+      // (a fraction fails to decode), and seconds would round most processes to 0.
+      const utimeMs = (Number(fields[11]) * 1000) / CLK_TCK;
+      const stimeMs = (Number(fields[12]) * 1000) / CLK_TCK;
       const started = Number(fields[19]) / CLK_TCK;
       const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
       const nspid = /NSpid:\s+([\d\s]+)/.exec(status)?.[1]?.trim().split(/\s+/).at(-1);
@@ -71,10 +73,10 @@ export async function processStats(pids: number[]): Promise<ProcessStat[]> {
         pid: nspid ? Number(nspid) : pid,
         command: cmdline.split('\0').filter(Boolean).join(' '),
         directory: cwd,
-        cpu: Math.round((utime + stime) * 100) / 100,
+        cpu: Math.round(utimeMs + stimeMs),
         rss: rssKb * 1024,
         rtime: Math.max(0, Math.floor(uptime - started)),
-        stime: Math.round(stime * 100) / 100,
+        stime: Math.round(stimeMs),
         listen_sockets: await listenSockets(pid),
       });
     } catch {
