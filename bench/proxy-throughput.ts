@@ -140,6 +140,7 @@ async function waitPort(port: number): Promise<void> {
 import * as net from 'node:net';
 import { freeLoopbackPort as freePort } from '../src/testkit/registry.js';
 import { childrenOf } from '../src/testkit/processes.js';
+import { SERVER_V8_FLAGS, serverProcessEnv } from '../src/up/server-process.js';
 import { median } from './lib/stats.js';
 const require_net = () => net;
 
@@ -177,7 +178,10 @@ async function main(): Promise<void> {
     const backendConf = conf('backend', ` server { listen 127.0.0.1:${backendPort}; location / { return 200 "hello world\\n"; } }`);
     const proxyConf = conf('nginxproxy', ` upstream be { server 127.0.0.1:${backendPort}; keepalive 64; }\n server { listen 127.0.0.1:${nginxProxyPort}; location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; } }`);
     for (const c of [backendConf, proxyConf]) children.push(spawn('nginx', ['-c', c, '-p', dir], { stdio: 'ignore' }));
-    const hangar = spawn(process.execPath, [fileURLToPath(import.meta.url), 'serve', String(backendPort), String(hangarPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // The proxy process runs as `hangar up` runs it: the servers' V8 flags and malloc settings.
+    const hangar = spawn(process.execPath, [...SERVER_V8_FLAGS, fileURLToPath(import.meta.url), 'serve', String(backendPort), String(hangarPort)], {
+      stdio: ['ignore', 'pipe', 'inherit'], env: serverProcessEnv(process.env),
+    });
     children.push(hangar);
     await Promise.all([waitPort(backendPort), waitPort(nginxProxyPort), waitPort(hangarPort)]);
     backendPid = children[0]!.pid!;
