@@ -200,9 +200,6 @@ export async function startCrunHangar(name: string, network: BenchNetwork, app =
 
 // ---- host metrics ------------------------------------------------------------------------------
 
-/** Process lookups in /proc, shared with the tests. */
-export { childrenOf, cmdline };
-
 /** RSS and PSS (kB) and the number of open fds of one process. */
 export function procMem(pid: number): { rss_kb: number; pss_kb: number; fds: number } {
   const field = (text: string, name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0);

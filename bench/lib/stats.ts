@@ -1,10 +1,5 @@
 /** Summaries of latency samples, one definition for every bench. @module */
 
-/**
- * Summary of samples. Percentiles are nearest-rank: pN is the smallest sample with at least N% of
- * the samples at or below it (of 100 samples, p99 is the 99th smallest; the maximum is reported
- * beside it). Until 2026-11-22 the index was off by one rank (p99 of 100 samples was the maximum).
- */
 /** The median (the mean of the middle two for an even count). */
 export function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
@@ -12,6 +7,11 @@ export function median(values: number[]): number {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
+/**
+ * Summary of samples. Percentiles are nearest-rank: pN is the smallest sample with at least N% of
+ * the samples at or below it (of 100 samples, p99 is the 99th smallest; the maximum is reported
+ * beside it). Until 2026-11-22 the index was off by one rank (p99 of 100 samples was the maximum).
+ */
 export function stats(samples: number[]) {
   if (samples.length === 0) return { n: 0, min: NaN, p50: NaN, p90: NaN, p99: NaN, max: NaN, mean: NaN };
   const s = [...samples].sort((a, b) => a - b);

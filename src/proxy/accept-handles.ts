@@ -125,11 +125,8 @@ export class AcceptBooster {
     const copy = createServer(this.options.onConnection);
     // listen() on the already-listening socket only sets the backlog again (the helper's is 511).
     copy.listen(handle as never, this.options.backlog, () => {
-      try {
-        if (this.options.onHandle) acceptRaw(copy, this.options.onHandle);
-      } catch {
-        // No raw accept on this Node: this copy hands out Node sockets through onConnection.
-      }
+      // onHandle is given only where raw accept worked on the main listener (create-proxy.ts).
+      if (this.options.onHandle) acceptRaw(copy, this.options.onHandle);
       this.pending?.(copy);
     });
   }

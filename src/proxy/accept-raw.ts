@@ -18,20 +18,14 @@ interface ListenHandle {
 }
 
 /**
- * From now on, connections accepted on `server`'s socket go to `onHandle` as raw handles. Accept
- * errors (EMFILE and the like) drop that one connection, as Node's own handler does after emitting
- * 'error'; they are counted in `acceptErrors`.
+ * From now on, connections accepted on `server`'s socket go to `onHandle` as raw handles. An accept
+ * error (EMFILE and the like) drops that one connection, as Node's own handler does after emitting
+ * 'error'.
  */
-export function acceptRaw(server: Server, onHandle: (clientHandle: unknown) => void): { acceptErrors: () => number } {
+export function acceptRaw(server: Server, onHandle: (clientHandle: unknown) => void): void {
   const handle = (server as unknown as { _handle?: ListenHandle | null })._handle;
   if (!handle || typeof handle.onconnection !== 'function') throw new Error('acceptRaw: the server is not listening (no listen handle)');
-  let errors = 0;
   handle.onconnection = (err, clientHandle) => {
-    if (err || !clientHandle) {
-      errors++;
-      return;
-    }
-    onHandle(clientHandle);
+    if (!err && clientHandle) onHandle(clientHandle);
   };
-  return { acceptErrors: () => errors };
 }

@@ -97,7 +97,7 @@ export function decide(candidates: Candidate[], options: DecideOptions): Decisio
 }
 
 /** A start already in flight first, then nearest region, suspended before stopped. */
-export function startCandidate(candidates: Candidate[], options: DecideOptions, rank = regionRank(options.regionOrder)): Candidate | undefined {
+function startCandidate(candidates: Candidate[], options: DecideOptions, rank: (region: string) => number): Candidate | undefined {
   if (!options.autostart) return undefined;
   let best: Candidate | undefined;
   let bestKey = Infinity;
@@ -110,14 +110,4 @@ export function startCandidate(candidates: Candidate[], options: DecideOptions, 
     }
   }
   return best;
-}
-
-/** How long a queued request may wait, and how many may wait, per app. */
-export interface QueuePolicy {
-  maxWaitMs: number;
-  maxQueued: number;
-}
-
-export function admitToQueue(queued: number, policy: QueuePolicy): boolean {
-  return queued < policy.maxQueued;
 }

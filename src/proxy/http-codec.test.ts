@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BodyFramer, headEnd, headerValue, parseRequestHead, requestFraming, responseFraming, parseResponseHead } from './http-codec.js';
+import { BodyFramer, headEnd, headerValue, parseRequestHead, parseResponseHead, requestFraming, RESPONSE_DROP, responseFraming, scannedFraming, scannedRequestFraming, scanRequestHead, scanResponseHead } from './http-codec.js';
 import { parseFlyReplay } from './replay.js';
 
 test('chunked framing finds the end across any split, trailers included', () => {
@@ -58,9 +58,7 @@ test('heads with NUL or a bare CR/LF are refused; header names are tokens', () =
 });
 
 test('scanResponseHead agrees with parseResponseHead: kept lines, acted-on values, refusals', async () => {
-  const { scanResponseHead, scannedFraming } = await import('./http-codec.js');
   const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'via', 'fly-request-id']);
-  const { RESPONSE_DROP } = await import('./http-codec.js');
   assert.deepEqual(new Set(RESPONSE_DROP), DROP, 'the set the string path drops is the one the scanner drops');
   const heads = [
     'HTTP/1.1 200 OK',
@@ -107,7 +105,6 @@ test('scanResponseHead agrees with parseResponseHead: kept lines, acted-on value
 });
 
 test('scanRequestHead refuses and answers exactly like parseRequestHead + requestFraming', async () => {
-  const { scanRequestHead, scannedRequestFraming } = await import('./http-codec.js');
   const heads = [
     'GET / HTTP/1.1\r\nHost: a.b',
     'GET /x?y=1 HTTP/1.0',

@@ -76,7 +76,16 @@ function withLine(head: Buffer, line: string): Buffer {
 /** `HTTP/1.1 <status> ` per status code, made once. */
 const STATUS_PREFIX: Buffer[] = [];
 /** What follows the request id in a forwarded head when there is no Via or Connection to add. */
-const PLAIN_TAIL = Buffer.from('\r\nvia: 1.1 hangar\r\n\r\n', 'latin1');
+const PLAIN_TAIL_TEXT = '\r\nvia: 1.1 hangar\r\n\r\n';
+const PLAIN_TAIL = Buffer.from(PLAIN_TAIL_TEXT, 'latin1');
+
+/**
+ * The end of a forwarded head after the request id: our Via hop (after the one received), `extra`
+ * header lines, the blank line. The common end (nothing to add) is bytes made once.
+ */
+function headTail(via: string | undefined, extra: string): Buffer | string {
+  return via || extra ? `\r\nvia: ${via ? `${via}, ` : ''}1.1 hangar\r\n${extra}\r\n` : PLAIN_TAIL;
+}
 const REQUEST_ID_LINE = Buffer.from('fly-request-id: ', 'latin1');
 
 const STATUS_TEXT: Record<number, string> = {
@@ -162,8 +171,7 @@ class ClientConn {
   private app = '';
   private startedAt = 0;
   private keepAlive = true;
-  private reqFramer: BodyFramer | undefined;
-  /** The framers `reqFramer` and `resFramer` use, one per direction for the connection's life. */
+  /** This request's framer, and the one `resFramer` points at: one per direction for the connection's life. */
   private readonly requestFramer = new BodyFramer();
   private readonly responseFramer = new BodyFramer();
   private reqBodyDone = true;
@@ -307,11 +315,11 @@ class ClientConn {
     const tokens = connection === '' ? 0 : connectionTokens(connection);
     this.keepAlive = h.minor === 1 ? (tokens & CONNECTION_CLOSE) === 0 : (tokens & CONNECTION_KEEP_ALIVE) !== 0;
     try {
-      this.reqFramer = this.requestFramer.reset(scannedRequestFraming(h));
+      this.requestFramer.reset(scannedRequestFraming(h));
     } catch (err) {
       return this.fail((err as HttpParseError).status, (err as Error).message);
     }
-    this.reqBodyDone = this.reqFramer.done;
+    this.reqBodyDone = this.requestFramer.done;
     this.retained = [];
     this.retainedBytes = 0;
     if (host === undefined) return this.fail(400, 'missing Host header');
@@ -431,9 +439,7 @@ class ClientConn {
     const xff = h.forwardedFor;
     const via = h.via;
     const before = xff ? `x-forwarded-for: ${xff}, ${this.clientIp}\r\n${this.forwarded}fly-request-id: ` : this.forwardedPrefix;
-    const after = via || this.upgrade
-      ? `\r\nvia: ${via ? `${via}, ` : ''}1.1 hangar\r\n${this.upgrade ? `connection: upgrade\r\nupgrade: ${h.upgrade}\r\n` : ''}\r\n`
-      : PLAIN_TAIL;
+    const after = headTail(via, this.upgrade ? `connection: upgrade\r\nupgrade: ${h.upgrade}\r\n` : '');
     const out = Buffer.allocUnsafe(h.targetEnd + HTTP11.length + kept + before.length + this.idBytes.length + after.length);
     // Copied in runs: the request line with the kept lines after it when it is already HTTP/1.1,
     // and adjacent kept lines together.
@@ -463,7 +469,7 @@ class ClientConn {
   private forwardBody(d: Buffer): void {
     let n: number;
     try {
-      n = this.reqFramer!.feed(d);
+      n = this.requestFramer.feed(d);
     } catch (err) {
       this.up?.destroy();
       return this.fail((err as HttpParseError).status ?? 400, (err as Error).message);
@@ -477,7 +483,7 @@ class ClientConn {
       else this.retained = null;
     }
     if (n > 0 && this.up && !this.up.socket.write(part)) this.backpressure(this.socket, this.up.socket);
-    if (this.reqFramer!.done) {
+    if (this.requestFramer.done) {
       this.reqBodyDone = true;
       if (n < d.length) this.buf = this.buf ? Buffer.concat([this.buf, d.subarray(n)]) : d.subarray(n);
       this.socket.pause();
@@ -548,9 +554,7 @@ class ClientConn {
   private scannedHead(scan: ResponseScan, head: Buffer, body: Buffer, n: number): Buffer {
     const prefix = (STATUS_PREFIX[scan.status] ??= Buffer.from(`HTTP/1.1 ${scan.status} `, 'latin1'));
     const via = scan.via;
-    const connection = !this.keepAlive ? 'connection: close\r\n' : this.req!.minor === 0 ? 'connection: keep-alive\r\n' : '';
-    // The common response (no Via, nothing to say about the connection) ends in bytes made once.
-    const after = via || connection ? `\r\nvia: ${via ? `${via}, ` : ''}1.1 hangar\r\n${connection}\r\n` : PLAIN_TAIL;
+    const after = headTail(via, this.connectionLine());
     const out = Buffer.allocUnsafe(prefix.length + scan.keptBytes + REQUEST_ID_LINE.length + this.idBytes.length + after.length + n);
     out.set(prefix, 0);
     let at = prefix.length;
@@ -563,6 +567,11 @@ class ClientConn {
     this.status = scan.status;
     this.resHeadSent = true;
     return out;
+  }
+
+  /** What the client's response says of the connection: only a close, or keep-alive to HTTP/1.0. */
+  private connectionLine(): string {
+    return !this.keepAlive ? 'connection: close\r\n' : this.req!.minor === 0 ? 'connection: keep-alive\r\n' : '';
   }
 
   /** Interim (1xx), upgrade (101) and fly-replay answers, from the parsed string head. */
@@ -604,12 +613,10 @@ class ClientConn {
       }
       s += `${n}: ${head.values[i]}\r\n`;
     }
-    s += `fly-request-id: ${this.requestId}\r\nvia: ${via ? `${via}, ` : ''}1.1 hangar\r\n`;
-    if (!this.keepAlive) s += 'connection: close\r\n';
-    else if (this.req!.minor === 0) s += 'connection: keep-alive\r\n';
+    const tail = headTail(via, this.connectionLine());
     this.status = head.status;
     this.resHeadSent = true;
-    return `${s}\r\n`;
+    return `${s}fly-request-id: ${this.requestId}${typeof tail === 'string' ? tail : PLAIN_TAIL_TEXT}`;
   }
 
   private status = 0;

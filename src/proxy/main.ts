@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../core/logger.js';
 import { createProxy, type Listen } from './create-proxy.js';
+import { proxyReadyLine } from './ready-line.js';
 
 export const DEFAULT_PROXY_LISTEN = '0.0.0.0:8080';
 export const DEFAULT_APP_DOMAIN = 'localhost';
@@ -71,7 +72,8 @@ export async function runProxyMain(args: string[]): Promise<number> {
     }
     throw err;
   }
-  process.stdout.write(`hangar proxy: ${running.url}${running.httpsUrl ? ` and ${running.httpsUrl}` : ''}, apps as <app>.${values['app-domain'] ?? DEFAULT_APP_DOMAIN}, region ${region}${running.metricsUrl ? `, metrics ${running.metricsUrl}` : ''}\n`);
+  const line = proxyReadyLine({ url: running.url, httpsUrl: running.httpsUrl, metricsUrl: running.metricsUrl, appDomain: values['app-domain'] ?? DEFAULT_APP_DOMAIN, region });
+  process.stdout.write(`${line}\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

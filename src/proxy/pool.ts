@@ -118,7 +118,7 @@ export class MachinePool {
     return f;
   }
 
-  private selectFor(m: RouteMachine, select: (m: RouteMachine) => ServiceMatch | undefined, f = this.facts(m)): ServiceMatch | undefined {
+  private selectFor(m: RouteMachine, select: (m: RouteMachine) => ServiceMatch | undefined, f: MachineFacts): ServiceMatch | undefined {
     const cache = f.matches;
     if (cache.has(select)) return cache.get(select);
     const match = select(m);

@@ -24,14 +24,12 @@ import { ADMIN_TOKEN_FILE, bootstrap } from '../server/bootstrap.js';
 import { createApiServer } from '../server/create-server.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import { SERVER_V8_FLAGS, serverProcessEnv } from './server-process.js';
+import { parseProxyReadyLine } from '../proxy/ready-line.js';
 import {
   DEFAULT_AGENT_LISTEN, DEFAULT_API_LISTEN, DEFAULT_REGION, defaultDataDir, parseListen, parseRegion, parseRoleArgs, UsageError,
 } from './role-options.js';
 
 const DRIVERS = ['crun', 'runc', 'fake'] as const;
-
-/** What `hangar proxy` prints once it listens (src/proxy/main.ts): its URL(s) and its metrics URL. */
-const PROXY_READY = /^hangar proxy: (http:\/\/[^\s,]+)(?: and (https:\/\/[^\s,]+))?,.*?metrics (http:\/\/\S+)/;
 
 interface ProxyUrls {
   url: string;
@@ -58,8 +56,8 @@ async function startUpProxy(o: { apiUrl: string; region: string; listen: string 
     '--metrics-listen', '127.0.0.1:0', '--cert-dir', join(o.dataDir, 'proxy-certs'),
   ], {
     onLine: (line) => {
-      const m = PROXY_READY.exec(line);
-      if (m) ready({ url: m[1]!, httpsUrl: m[2], metricsUrl: m[3]! });
+      const r = parseProxyReadyLine(line);
+      if (r && r.metricsUrl) ready({ url: r.url, httpsUrl: r.httpsUrl, metricsUrl: r.metricsUrl });
       else process.stdout.write(`${line}\n`);
     },
     fatalUntil: firstReady,

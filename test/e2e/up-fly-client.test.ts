@@ -17,6 +17,7 @@ import { after, before, describe, test } from 'node:test';
 import { repoRoot } from '../../src/testkit/paths.js';
 import { childrenOf, cmdline, runCommand, waitForUp } from '../../src/testkit/processes.js';
 import { freeLoopbackPort as freePort } from '../../src/testkit/registry.js';
+import { until } from '../../src/testkit/waiting.js';
 
 const require = createRequire(import.meta.url);
 const BIN = join(repoRoot(), 'bin', 'hangar');
@@ -121,13 +122,11 @@ describe('hangar up with an unmodified Fly client and the CLI', () => {
     const first = proxyPid();
     assert.ok(first, 'hangar up has a `hangar proxy` child');
     process.kill(first, 'SIGKILL');
-    let answered = 0;
-    for (let i = 0; i < 100 && answered === 0; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      answered = await proxyStatus(proxyPort, 'nobody.localhost').catch(() => 0);
-    }
+    const answered = await until('the restarted proxy to answer', () => proxyStatus(proxyPort, 'nobody.localhost').catch(() => undefined), 10_000, 100);
     assert.equal(answered, 404, 'the restarted proxy serves again');
-    assert.notEqual(proxyPid(), first);
+    const second = proxyPid();
+    assert.ok(second, 'a `hangar proxy` child runs again');
+    assert.notEqual(second, first);
   });
 
   test('fly-admin walks the machine lifecycle', async () => {

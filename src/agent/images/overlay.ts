@@ -66,23 +66,29 @@ export function overlayMountError(machineDir: string, stderr: string): HangarErr
 /** Static busybox (`hangar host setup` installs busybox-static): the overlay mounter, and the crun driver's shim spawner. */
 export const BUSYBOX = '/bin/busybox';
 
-let mounter: string | undefined;
+const BUSYBOX_MOUNT = `${BUSYBOX} mount`;
+let busybox: boolean | undefined;
+
+/** Whether the host has an executable `/bin/busybox`; looked up once per process. */
+export function hasBusybox(): boolean {
+  if (busybox === undefined) {
+    try {
+      accessSync(BUSYBOX, constants.X_OK);
+      busybox = true;
+    } catch {
+      busybox = false;
+    }
+  }
+  return busybox;
+}
 
 /**
  * The mount command for overlays: busybox's applet when the host has `/bin/busybox` (static: it
  * starts in ~1 ms less than util-linux `mount`, which loads libmount, libblkid and libselinux),
- * else `mount`. Words separated by a space. Looked up once per process: every start asks.
+ * else `mount`. Words separated by a space.
  */
 export function overlayMounter(): string {
-  if (mounter === undefined) {
-    try {
-      accessSync(BUSYBOX, constants.X_OK);
-      mounter = `${BUSYBOX} mount`;
-    } catch {
-      mounter = 'mount';
-    }
-  }
-  return mounter;
+  return hasBusybox() ? BUSYBOX_MOUNT : 'mount';
 }
 
 /**

@@ -18,6 +18,7 @@ import { CrunDriver } from './crun-driver.js';
 import { mountOptionsOf, mountsUnder } from '../../images/overlay.js';
 import type { ImageProvider } from './providers.js';
 import { findRuntime, OciRuntime } from './runtime.js';
+import { until } from '../../../testkit/waiting.js';
 import { crunUnavailable, realProviders, tempDataDir } from './testing.js';
 
 const unavailable = crunUnavailable();
@@ -209,10 +210,7 @@ describe('crun driver on a real host', { skip: unavailable, timeout: 120_000 }, 
     assert.ok(spawner, 'a spawner runs after the first start');
     assert.equal(await parentOf(await shimOf(a.id)), spawner);
     process.kill(spawner, 'SIGKILL');
-    for (let i = 0; driver.runtime.spawnerPid !== undefined; i++) {
-      assert.ok(i < 400, 'the driver notices the spawner died');
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    await until('the driver to notice the spawner died', () => driver.runtime.spawnerPid === undefined, 2000, 5);
     assert.equal((await waitHttp(await ipv4(a.id))).status, 200, 'its machine keeps running');
     await driver.start(b.id);
     assert.equal((await waitHttp(await ipv4(b.id))).status, 200);
@@ -224,8 +222,7 @@ describe('crun driver on a real host', { skip: unavailable, timeout: 120_000 }, 
     assert.equal(stopped.requested_stop, true);
     await driver.stop(b.id, { signal: SIGNALS.SIGTERM, timeoutMs: 2000 });
     await driver.close();
-    for (let i = 0; existsSync(`/proc/${second}`) && i < 200; i++) await new Promise((r) => setTimeout(r, 5));
-    assert.equal(existsSync(`/proc/${second}`), false, 'close ends the spawner');
+    await until('close to end the spawner', () => !existsSync(`/proc/${second}`), 1000, 5);
 
     const own = new CrunDriver({ dataDir: join(root, 'agent'), images: providers.images, network: providers.network, shimSpawner: false });
     drivers.push(own);

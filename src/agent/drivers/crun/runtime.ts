@@ -15,7 +15,7 @@ import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { HangarError } from '../../../core/errors.js';
 import { run } from '../../images/exec.js';
-import { BUSYBOX, mountOptionsOf, mountsUnder } from '../../images/overlay.js';
+import { BUSYBOX, hasBusybox, mountOptionsOf, mountsUnder } from '../../images/overlay.js';
 import { processAlive } from './procfs.js';
 import { ShimSpawner, SpawnerUnavailable } from './shim-spawner.js';
 
@@ -75,7 +75,7 @@ export class OciRuntime {
   constructor(readonly bin: string, readonly root: string, options: { useSpawner?: boolean } = {}) {
     this.command = bin;
     // busybox's `sh`: a small static process to fork the shims from.
-    if (options.useSpawner !== false && isExecutable(BUSYBOX)) this.spawner = new ShimSpawner(BUSYBOX, SHIM_BODY);
+    if (options.useSpawner !== false && hasBusybox()) this.spawner = new ShimSpawner(BUSYBOX, SHIM_BODY);
   }
 
   /** The spawner's pid while it runs (tests). */
@@ -200,7 +200,7 @@ export class OciRuntime {
   }
 
   /** The shim started by the agent itself: a fork of the agent, `/bin/sh -c SHIM` in its own session. */
-  spawnShim(options: LaunchOptions, args = this.shimArgs(options)): number {
+  private spawnShim(options: LaunchOptions, args = this.shimArgs(options)): number {
     const out = openSync(options.stdoutFile, 'a', 0o640);
     const err = openSync(options.stderrFile, 'a', 0o640);
     try {

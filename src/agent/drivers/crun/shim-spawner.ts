@@ -45,7 +45,7 @@ export function requestLine(fields: readonly string[]): string | undefined {
  * ended shim is a zombie, which the driver does not count as alive (`processRunning`). EOF ends
  * the loop.
  */
-export function spawnerScript(shimScript: string): string {
+function spawnerScript(shimScript: string): string {
   return `shim() {
 ${shimScript}}
 while IFS= read -r hangar_line; do
@@ -64,7 +64,7 @@ done
 }
 
 /** How often the agent asks the spawner to reap ended shims (an empty line; no answer). */
-export const REAP_INTERVAL_MS = 1000;
+const REAP_INTERVAL_MS = 1000;
 
 /** The spawner could not take the request: nothing was started, the caller may spawn the shim itself. */
 export class SpawnerUnavailable extends Error {}

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createCommand } from '../../framework.js';
 
 /** The version in package.json (dist/src/cli/commands/version/version.js → repository root). */
-export function hangarVersion(): string {
+function hangarVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
