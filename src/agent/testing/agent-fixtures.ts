@@ -12,7 +12,6 @@ import { newMachineId, newUlid } from '../../core/ids.js';
 import { silentLogger } from '../../core/logger.js';
 import { type Agent, type AgentOptions, createAgent } from '../create-agent.js';
 import type { Driver } from '../drivers/driver.js';
-import { until } from '../../testkit/waiting.js';
 import { FakeDriver } from '../drivers/fake/fake-driver.js';
 
 export const TEST_TOKEN = 'test-agent-token';
@@ -78,9 +77,18 @@ export async function startTestAgent(options: { dataDir: string; driver?: Driver
   };
 }
 
-/** `until` with the agent tests' argument order and shorter default wait (3 s, polled every 10 ms). */
-export function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 3000, what = 'condition'): Promise<T> {
-  return until(what, check, timeoutMs, 10);
+/**
+ * Polls `check` until it returns a value (not undefined/false) or the time is up. testkit's `until`
+ * does the same, but agent code may not import testkit (docs/architecture.md, import rules).
+ */
+export async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 3000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 /** Compact "type:status" list of the user-visible events in a change list. */
