@@ -11,6 +11,7 @@ import type { HangarClient } from '../client/client.js';
 import type { Logger } from '../core/logger.js';
 import type { AutostopMachine } from './autostop.js';
 import { decide, regionRank, type Candidate } from './balancer.js';
+import { MachineState, SlotAllocator } from './machine-state.js';
 import type { ProxyMetrics } from './metrics.js';
 import { checksPass, httpService, machineAutostop, RouteTable, type ServiceMatch } from './route-table.js';
 
@@ -60,12 +61,23 @@ export interface PoolOptions {
   failedStartBackoffMs: number;
   /** Overrides the address dialled for a machine (test seam: fake-driver machines have no network). */
   resolveAddress?: (m: RouteMachine, internalPort: number) => { host: string; port: number };
+  /**
+   * Per-machine state shared with the proxy's other threads (machine-state.ts); default this
+   * thread's own. Thread 0 owns slots, starts and autostop.
+   */
+  state?: MachineState;
+  /**
+   * Set in a data-plane thread: starts are asked of the owning thread (which calls the API once
+   * for all threads), and slots arrive with route events.
+   */
+  remoteStart?: (m: RouteMachine, internalPort: number, deadline: number) => Promise<void>;
 }
 
 /** A balancer candidate with the machine and service it stands for. */
 interface PoolCandidate extends Candidate {
   m: RouteMachine;
   match: ServiceMatch;
+  slot: number;
 }
 
 /** The candidate the balancer named (it names only candidates it was given). */
@@ -74,11 +86,16 @@ function candidateOf(candidates: PoolCandidate[], id: string): PoolCandidate {
   throw new Error(`internal error: the balancer named machine ${id}, which was not a candidate`);
 }
 
+/** How often a queued request re-checks capacity that other threads may have freed. */
+const CROSS_THREAD_POLL_MS = 5;
+
 interface Waiter {
   wake(): void;
 }
 
 interface MachineFacts {
+  /** The machine's slot in the shared state; -1 when it has none (every slot taken). */
+  slot: number;
   settings: ReturnType<typeof machineAutostop>;
   matches: Map<(m: RouteMachine) => ServiceMatch | undefined, ServiceMatch | undefined>;
   addresses: Map<number, { host: string; port: number; key: string }>;
@@ -86,13 +103,13 @@ interface MachineFacts {
 
 export class MachinePool {
   readonly table = new RouteTable();
-  private readonly loads = new Map<string, number>();
-  private readonly lastActive = new Map<string, number>();
-  /** States this proxy caused (start, stop) before the watch stream confirms them. */
-  private readonly overrides = new Map<string, { state: string; until: number; setAt: number }>();
-  private readonly draining = new Set<string>();
+  /** Loads, flags and times per machine slot, shared with the proxy's other threads. */
+  readonly state: MachineState;
+  /** Slot numbers (owner thread only; data-plane threads get them with each event). */
+  private readonly allocator: SlotAllocator | undefined;
+  private readonly slotIds = new Map<string, number>();
+  /** Starts this thread waits for (the owner's also set the shared starting flag). */
   private readonly starts = new Map<string, Promise<void>>();
-  private readonly failed = new Map<string, { until: number; reason: string }>();
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly queued = new Map<string, number>();
 
@@ -103,19 +120,28 @@ export class MachinePool {
   private readonly rank: (region: string) => number;
   /**
    * Per machine object, what a request needs to know of it that only changes with the object (the
-   * table replaces a machine's object on every upsert, so a WeakMap entry can never be stale):
-   * the service a listener selects, autostop settings, and the address to dial.
+   * table replaces a machine's object on every upsert, so an entry can never be stale; the map is
+   * replaced when a removal or snapshot can free slots): its slot, the service a listener selects,
+   * autostop settings, and the address to dial.
    */
-  private readonly perMachine = new WeakMap<RouteMachine, MachineFacts>();
+  private perMachine = new WeakMap<RouteMachine, MachineFacts>();
+  private failureLogged = false;
 
   constructor(readonly options: PoolOptions) {
     this.rank = regionRank(options.regionOrder);
+    this.state = options.state ?? new MachineState(MachineState.create(1));
+    this.allocator = options.remoteStart ? undefined : new SlotAllocator(this.state);
   }
 
   private facts(m: RouteMachine): MachineFacts {
     let f = this.perMachine.get(m);
-    if (!f) this.perMachine.set(m, (f = { settings: machineAutostop(m), matches: new Map(), addresses: new Map() }));
+    if (!f) this.perMachine.set(m, (f = { slot: this.slotIds.get(m.id) ?? -1, settings: machineAutostop(m), matches: new Map(), addresses: new Map() }));
     return f;
+  }
+
+  /** The slot of machine `id`; undefined when the table does not have it. */
+  slotOf(id: string): number | undefined {
+    return this.slotIds.get(id);
   }
 
   private selectFor(m: RouteMachine, select: (m: RouteMachine) => ServiceMatch | undefined, f: MachineFacts): ServiceMatch | undefined {
@@ -149,30 +175,63 @@ export class MachinePool {
     return v;
   }
 
-  apply(event: RouteEvent): void {
-    if (event.type === 'upsert') {
-      const o = this.overrides.get(event.machine.id);
+  /**
+   * Applies one route event. The owner thread assigns slots to the machines it names and answers
+   * them (to send along to data-plane threads); a data-plane thread passes the owner's `slots`.
+   */
+  apply(event: RouteEvent, slots?: Record<string, number>): Record<string, number> {
+    const named = event.type === 'snapshot' ? event.machines : event.type === 'upsert' ? [event.machine] : [];
+    const assigned: Record<string, number> = {};
+    if (event.type === 'snapshot') {
+      const keep = new Set(named.map((m) => m.id));
+      for (const id of [...this.slotIds.keys()]) if (!keep.has(id)) this.forgetSlot(id);
+    } else if (event.type === 'remove') {
+      this.forgetSlot(event.machine_id);
+    }
+    for (const m of named) {
+      const slot = this.allocator ? this.allocator.assign(m.id) : slots?.[m.id];
+      if (slot === undefined) {
+        // Every slot taken: the machine is in the table (404s stay right) but never chosen.
+        if (!this.failureLogged) this.options.logger.error('proxy: no slot left for a machine; it gets no traffic', { machine: m.id, capacity: this.state.capacity });
+        this.failureLogged = true;
+        continue;
+      }
+      assigned[m.id] = slot;
+      this.slotIds.set(m.id, slot);
+    }
+    if (this.allocator && event.type === 'upsert') {
+      const slot = assigned[event.machine.id];
+      const o = slot === undefined ? undefined : this.state.override(slot);
       // The stream confirms our change, or is news from well after it (a stale line from before our
       // change can only arrive shortly after it).
-      if (o && (o.state === event.machine.state || Date.now() - o.setAt > 1000)) this.overrides.delete(event.machine.id);
-      if (event.machine.state === 'started' && !this.lastActive.has(event.machine.id)) this.lastActive.set(event.machine.id, Date.now());
+      if (o && (o.state === event.machine.state || Date.now() - o.setAt > 1000)) this.state.clearOverride(slot!);
+      if (slot !== undefined && event.machine.state === 'started' && this.state.lastActive(slot) === 0) this.state.setLastActive(slot, Date.now());
     }
     for (const app of this.table.apply(event)) this.notify(app);
+    return assigned;
+  }
+
+  private forgetSlot(id: string): void {
+    if (!this.slotIds.delete(id)) return;
+    this.allocator?.retire(id);
+    // Facts cache slots: start over so no machine object keeps a freed one.
+    this.perMachine = new WeakMap();
   }
 
   /** The state this proxy believes: its own recent change wins over a stale table for a while. */
   stateOf(m: RouteMachine): string {
-    if (this.overrides.size === 0) return m.state; // the usual case, without a lookup
-    const o = this.overrides.get(m.id);
-    if (o) {
-      if (o.until > Date.now()) return o.state;
-      this.overrides.delete(m.id);
-    }
+    const slot = this.facts(m).slot;
+    if (slot < 0 || !this.state.hasOverride(slot)) return m.state; // the usual case
+    const o = this.state.override(slot)!;
+    if (o.until > Date.now()) return o.state;
+    if (this.allocator) this.state.clearOverride(slot);
     return m.state;
   }
 
+  /** In-flight requests or connections on machine `id`, over every thread. */
   loadOf(id: string): number {
-    return this.loads.get(id) ?? 0;
+    const slot = this.slotIds.get(id);
+    return slot === undefined ? 0 : this.state.load(slot);
   }
 
   queueDepth(): number {
@@ -198,10 +257,14 @@ export class MachinePool {
           resolve(true);
         },
       };
+      // Another thread's release or autostop does not notify this one: with more than one thread a
+      // queued request also looks again every CROSS_THREAD_POLL_MS.
+      const left = Math.max(0, deadline - Date.now());
+      const polled = this.state.threads > 1 && left > CROSS_THREAD_POLL_MS;
       const timer = setTimeout(() => {
         this.waiters.get(app)?.delete(waiter);
-        resolve(false);
-      }, Math.max(0, deadline - Date.now()));
+        resolve(polled);
+      }, polled ? CROSS_THREAD_POLL_MS : left);
       set.add(waiter);
     });
   }
@@ -221,9 +284,10 @@ export class MachinePool {
     return a;
   }
 
-  private lease(m: RouteMachine, match: ServiceMatch): Lease {
-    // lastActive is set when the lease ends: autostop never takes a machine with load anyway.
-    this.loads.set(m.id, (this.loads.get(m.id) ?? 0) + 1);
+  /** Counts one request or connection on `m`; undefined when autostop began draining it meanwhile. */
+  private lease(m: RouteMachine, match: ServiceMatch, slot: number): Lease | undefined {
+    const state = this.state;
+    if (!state.enter(slot)) return undefined;
     let released = false;
     const a = this.address(m, match.internalPort);
     return {
@@ -235,12 +299,9 @@ export class MachinePool {
       release: () => {
         if (released) return;
         released = true;
-        const n = (this.loads.get(m.id) ?? 1) - 1;
-        if (n <= 0) {
-          // Idle from now: autostop measures idleness from the last lease's end.
-          this.loads.delete(m.id);
-          this.lastActive.set(m.id, Date.now());
-        } else this.loads.set(m.id, n);
+        // Idle from now (as far as this thread knows): autostop measures idleness from the last
+        // lease's end, and never takes a machine with load on any thread anyway.
+        if (state.leave(slot) === 0) state.setLastActive(slot, Date.now());
         if (this.waiters.size > 0 && this.waiters.has(m.app_name)) this.notify(m.app_name);
       },
     };
@@ -257,23 +318,25 @@ export class MachinePool {
       if (hints.region && m.region !== hints.region) continue;
       if (hints.exclude && m.id === hints.exclude) continue;
       const f = this.facts(m);
+      const slot = f.slot;
+      if (slot < 0) continue;
       const match = this.selectFor(m, select, f);
       if (!match) continue;
       const settings = f.settings;
       autostart ||= settings.autostart;
-      // The sets below are empty in steady traffic: their sizes spare a lookup per machine.
-      const draining = this.draining.size > 0 && this.draining.has(m.id);
-      const state = draining ? 'stopping' : this.stateOf(m);
-      const failure = this.failed.size > 0 ? this.failed.get(m.id) : undefined;
+      const shared = this.state;
+      const state = shared.draining(slot) ? 'stopping' : this.stateOf(m);
+      const failedUntil = shared.failedUntil(slot);
       const hostOk = m.host_status === 'ok';
       candidates.push({
         id: m.id,
         region: m.region,
         state,
-        routable: state === 'started' && !m.cordoned && hostOk && checksPass(m, this.overrides.size > 0 && this.overrides.has(m.id)),
-        startable: settings.autostart && !m.cordoned && hostOk && !(failure && failure.until > Date.now()),
-        starting: this.starts.size > 0 && this.starts.has(m.id),
-        load: this.loads.get(m.id) ?? 0,
+        routable: state === 'started' && !m.cordoned && hostOk && checksPass(m, shared.hasOverride(slot)),
+        startable: settings.autostart && !m.cordoned && hostOk && !(failedUntil > 0 && failedUntil > Date.now()),
+        starting: shared.starting(slot) || (this.starts.size > 0 && this.starts.has(m.id)),
+        load: shared.load(slot),
+        slot,
         softLimit: match.softLimit,
         hardLimit: match.hardLimit,
         m,
@@ -305,13 +368,14 @@ export class MachinePool {
     return this.routeTo(p.d, p.candidates);
   }
 
-  private routeTo(d: { id: string; alsoStart?: string }, candidates: PoolCandidate[]): Lease {
+  /** The lease the balancer chose; undefined when autostop took the machine in between (decide again). */
+  private routeTo(d: { id: string; alsoStart?: string }, candidates: PoolCandidate[]): Lease | undefined {
     if (d.alsoStart) {
       const s = candidateOf(candidates, d.alsoStart);
-      void this.ensureStarted(s.m, s.match).catch(() => undefined);
+      void this.ensureStarted(s.m, s.match.internalPort).catch(() => undefined);
     }
-    const { m, match } = candidateOf(candidates, d.id);
-    return this.lease(m, match);
+    const { m, match, slot } = candidateOf(candidates, d.id);
+    return this.lease(m, match, slot);
   }
 
   /**
@@ -326,11 +390,15 @@ export class MachinePool {
     let waitReason = '';
     for (;;) {
       const { d, candidates } = this.plan(app, select, hints);
-      if (d.kind === 'route') return this.routeTo(d, candidates);
+      if (d.kind === 'route') {
+        const lease = this.routeTo(d, candidates);
+        if (lease) return lease;
+        continue;
+      }
       if (d.kind === 'start') {
         const { m, match } = candidateOf(candidates, d.id);
         try {
-          await this.ensureStarted(m, match, startDeadline);
+          await this.ensureStarted(m, match.internalPort, startDeadline);
         } catch (err) {
           failures.push(`machine ${m.id} failed to start: ${(err as Error).message}`);
         }
@@ -360,82 +428,107 @@ export class MachinePool {
   }
 
   /**
-   * Starts (or resumes) `m` through the API once, however many requests ask, and resolves when
-   * its service port accepts a connection.
+   * Starts (or resumes) `m` once, however many requests of this thread ask, and resolves when its
+   * service port accepts a connection. A data-plane thread asks the owner thread, which starts it
+   * once for all threads.
    */
-  ensureStarted(m: RouteMachine, match: ServiceMatch, deadline = Date.now() + this.options.startTimeoutMs): Promise<void> {
+  ensureStarted(m: RouteMachine, internalPort: number, deadline = Date.now() + this.options.startTimeoutMs): Promise<void> {
     let p = this.starts.get(m.id);
-    if (!p) {
-      const began = Date.now();
-      const from = this.stateOf(m);
-      p = (async () => {
-        const t0 = performance.now();
-        try {
-          await this.options.client.machines.start(m.app_name, m.id);
-        } catch (err) {
-          // Someone else started it meanwhile: fine, it answers below.
-          if (!/already started|is started|current state: started/i.test((err as Error).message)) throw err;
-        }
-        const t1 = performance.now();
-        this.overrides.set(m.id, { state: 'started', until: Date.now() + 10_000, setAt: Date.now() });
-        const { host, port } = this.address(m, match.internalPort);
-        const attempts = await waitForPort(host, port, deadline);
-        const t2 = performance.now();
-        this.lastActive.set(m.id, Date.now());
-        this.options.metrics.autostarts.inc({ app: m.app_name, from });
-        this.options.metrics.autostartSeconds.observe((Date.now() - began) / 1000);
-        // The split says whose time it was: the API/agent start, or the app coming up to listen.
-        this.options.logger.info('autostart: machine answers', {
-          app: m.app_name, machine: m.id, from, ms: Date.now() - began,
-          api_ms: Number((t1 - t0).toFixed(2)), port_wait_ms: Number((t2 - t1).toFixed(2)), connect_attempts: attempts,
-        });
-      })();
-      this.starts.set(m.id, p);
-      p.then(
-        () => undefined,
-        (err: unknown) => {
-          const reason = (err as Error).message;
-          this.failed.set(m.id, { until: Date.now() + this.options.failedStartBackoffMs, reason });
-          this.options.metrics.autostartFailures.inc({ app: m.app_name });
-          this.options.logger.warn('autostart: machine failed to start', { app: m.app_name, machine: m.id, error: reason });
-        },
-      ).finally(() => {
-        this.starts.delete(m.id);
-        this.notify(m.app_name);
-      });
-    }
+    if (p) return p;
+    p = this.options.remoteStart ? this.options.remoteStart(m, internalPort, deadline) : this.startHere(m, internalPort, deadline);
+    this.starts.set(m.id, p);
+    p.then(undefined, () => undefined).finally(() => {
+      this.starts.delete(m.id);
+      this.notify(m.app_name);
+    });
     return p;
   }
 
-  // ---- autostop hooks -------------------------------------------------------------------------
+  /**
+   * The owner thread's side of a data-plane thread's `remoteStart`: the same start for machine
+   * `id` as this thread's own requests get.
+   */
+  startFor(id: string, internalPort: number, deadline: number): Promise<void> {
+    const m = this.table.get(id);
+    if (!m) return Promise.reject(new Error(`machine ${id} is not in the route table any more`));
+    return this.ensureStarted(m, internalPort, deadline);
+  }
+
+  /** The start itself, in the owner thread: the API call, then waiting for the port; failures back off. */
+  private startHere(m: RouteMachine, internalPort: number, deadline: number): Promise<void> {
+    const began = Date.now();
+    const from = this.stateOf(m);
+    const slot = this.facts(m).slot;
+    if (slot >= 0) this.state.setStarting(slot, true);
+    const p = (async () => {
+      const t0 = performance.now();
+      try {
+        await this.options.client.machines.start(m.app_name, m.id);
+      } catch (err) {
+        // Someone else started it meanwhile: fine, it answers below.
+        if (!/already started|is started|current state: started/i.test((err as Error).message)) throw err;
+      }
+      const t1 = performance.now();
+      if (slot >= 0) this.state.setOverride(slot, 'started', Date.now() + 10_000, Date.now());
+      const { host, port } = this.address(m, internalPort);
+      const attempts = await waitForPort(host, port, deadline);
+      const t2 = performance.now();
+      if (slot >= 0) this.state.setLastActive(slot, Date.now());
+      this.options.metrics.autostarts.inc({ app: m.app_name, from });
+      this.options.metrics.autostartSeconds.observe((Date.now() - began) / 1000);
+      // The split says whose time it was: the API/agent start, or the app coming up to listen.
+      this.options.logger.info('autostart: machine answers', {
+        app: m.app_name, machine: m.id, from, ms: Date.now() - began,
+        api_ms: Number((t1 - t0).toFixed(2)), port_wait_ms: Number((t2 - t1).toFixed(2)), connect_attempts: attempts,
+      });
+    })();
+    p.then(
+      () => undefined,
+      (err: unknown) => {
+        const reason = (err as Error).message;
+        if (slot >= 0) this.state.setFailedUntil(slot, Date.now() + this.options.failedStartBackoffMs);
+        this.options.metrics.autostartFailures.inc({ app: m.app_name });
+        this.options.logger.warn('autostart: machine failed to start', { app: m.app_name, machine: m.id, error: reason });
+      },
+    ).finally(() => {
+      if (slot >= 0) this.state.setStarting(slot, false);
+    });
+    return p;
+  }
+
+  // ---- autostop hooks (owner thread) ----------------------------------------------------------
 
   autostopSnapshot(): AutostopMachine[] {
     const now = Date.now();
     const out: AutostopMachine[] = [];
     for (const app of this.table.apps()) {
       for (const m of this.table.app(app)) {
-        if (m.services.length === 0 || this.draining.has(m.id) || this.starts.has(m.id)) continue;
+        const slot = this.facts(m).slot;
+        if (m.services.length === 0 || slot < 0 || this.state.draining(slot) || this.state.starting(slot)) continue;
         const settings = machineAutostop(m);
         const soft = Math.min(...m.services.map((s) => s.concurrency?.soft_limit ?? 20));
         out.push({
           id: m.id, app, region: m.region, state: this.stateOf(m), autostop: settings.autostop, minRunning: settings.minRunning,
-          load: this.loads.get(m.id) ?? 0, softLimit: soft, idleMs: now - (this.lastActive.get(m.id) ?? 0),
+          load: this.state.load(slot), softLimit: soft, idleMs: now - this.state.lastActive(slot),
         });
       }
     }
     return out;
   }
 
+  /** Marks `id` draining (no new traffic on any thread) unless something is in flight or starting. */
   drain(id: string): boolean {
-    if ((this.loads.get(id) ?? 0) > 0 || this.starts.has(id)) return false;
-    this.draining.add(id);
-    return true;
+    const slot = this.slotIds.get(id);
+    return slot !== undefined && this.state.tryDrain(slot);
   }
 
   drained(id: string, result: { ok: true; state: 'stopped' | 'suspended' } | { ok: false }): void {
-    this.draining.delete(id);
-    if (result.ok) this.overrides.set(id, { state: result.state, until: Date.now() + 10_000, setAt: Date.now() });
-    this.lastActive.delete(id);
+    const slot = this.slotIds.get(id);
+    if (slot !== undefined) {
+      if (result.ok) this.state.setOverride(slot, result.state, Date.now() + 10_000, Date.now());
+      this.state.setLastActive(slot, 0);
+      this.state.endDrain(slot);
+    }
     const m = this.table.get(id);
     if (m) this.notify(m.app_name);
   }
