@@ -15,7 +15,9 @@ import { silentLogger, type Logger } from '../core/logger.js';
 import { AcceptBooster } from './accept-handles.js';
 import { acceptRaw } from './accept-raw.js';
 import { AutostopController } from './autostop.js';
+import { DataPlane } from './data-plane.js';
 import { HttpProxy } from './http-proxy.js';
+import { MachineState } from './machine-state.js';
 import { ProxyMetrics } from './metrics.js';
 import { MachinePool } from './pool.js';
 import { appFromHost } from './route-table.js';
@@ -71,7 +73,15 @@ export interface ProxyOptions {
    * connections needs. Default 15; 0 spawns no helper process.
    */
   acceptHandles?: number;
+  /**
+   * Event loops serving the plain HTTP listener: the main thread plus `threads − 1` data-plane
+   * threads (data-plane.ts). Default 1. Not with `resolveAddress` (a function stays in its thread).
+   */
+  threads?: number;
 }
+
+/** Most event loops a proxy runs (one per core is the useful number). */
+export const MAX_PROXY_THREADS = 16;
 
 export interface RunningProxy {
   url: string;
@@ -96,13 +106,19 @@ export function createProxy(o: ProxyOptions) {
   const logger = o.logger ?? silentLogger;
   const region = o.region ?? 'lcl';
   const domain = (o.domain ?? 'localhost').toLowerCase();
+  const threads = o.threads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_PROXY_THREADS) throw new Error(`proxy threads: expected an integer 1..${MAX_PROXY_THREADS}, got ${threads}`);
+  if (threads > 1 && o.resolveAddress) throw new Error('proxy threads: resolveAddress (a test seam) works with one thread only');
+  const stateLayout = MachineState.create(threads);
   const metrics = new ProxyMetrics();
   const client = new HangarClient({ baseUrl: o.apiUrl, token: o.token, timeoutMs: o.startTimeoutMs ?? 20_000 });
   const pool = new MachinePool({
     client, region, regionOrder: [region, ...(o.nearRegions ?? [])], logger, metrics,
     queueTimeoutMs: o.queueTimeoutMs ?? 5_000, maxQueuedPerApp: o.maxQueuedPerApp ?? 1_000, startTimeoutMs: o.startTimeoutMs ?? 20_000,
     failedStartBackoffMs: 10_000, ...(o.resolveAddress ? { resolveAddress: o.resolveAddress } : {}),
+    state: new MachineState(stateLayout, 0),
   });
+  let dataPlane: DataPlane | undefined;
   const certs = new CertStore(o.certDir ?? join(tmpdir(), `hangar-proxy-certs-${process.getuid?.() ?? 0}`));
   let httpsPort: number | undefined;
   const http = new HttpProxy({
@@ -115,7 +131,8 @@ export function createProxy(o: ProxyOptions) {
   let tcpVersion = -1;
   const apply = (event: RouteEvent) => {
     metrics.routeEvents.inc({ type: event.type });
-    pool.apply(event);
+    const slots = pool.apply(event);
+    dataPlane?.forward(event, slots);
     if (pool.table.version !== tcpVersion) {
       tcpVersion = pool.table.version;
       tcp.reconcile(pool.table.tcpPorts());
@@ -187,6 +204,14 @@ export function createProxy(o: ProxyOptions) {
       noBoost(err as Error);
     }
   };
+  /** Every thread's metrics summed, in the text format. */
+  const renderMetrics = async (): Promise<string> => {
+    if (!dataPlane) return metrics.render();
+    const total = new ProxyMetrics();
+    total.absorb(metrics.snapshot());
+    for (const part of await dataPlane.collectMetrics()) total.absorb(part);
+    return total.render();
+  };
   const hostFor = (l: Listen) => (l.host.includes(':') ? `[${l.host}]` : l.host === '0.0.0.0' ? '127.0.0.1' : l.host);
 
   return {
@@ -196,6 +221,11 @@ export function createProxy(o: ProxyOptions) {
     autostop,
     http,
     tcp,
+    renderMetrics,
+    /** The data-plane threads (undefined with one thread). */
+    dataPlane: () => dataPlane,
+    /** Event loops serving plain HTTP now: the main thread and the data-plane threads that are up. */
+    servingThreads: () => 1 + (dataPlane?.serving() ?? 0),
     /** Accept handles per HTTP(S) listener right now (1 unless boosted). */
     acceptHandles: () => boosters.map((b) => b.handles()),
     /** Feeds one route event (the watch stream does this; tests with `manualRoutes` call it). */
@@ -251,14 +281,29 @@ export function createProxy(o: ProxyOptions) {
       if (o.metricsListen) {
         metricsServer = createHttpServer((req, res) => {
           if (req.url === '/metrics') {
-            res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-            res.end(metrics.render());
+            void renderMetrics().then((text) => {
+              res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+              res.end(text);
+            });
           } else {
             res.writeHead(404, { 'content-type': 'text/plain' });
             res.end('try /metrics\n');
           }
         });
         await listen(metricsServer, o.metricsListen);
+      }
+      if (threads > 1) {
+        dataPlane = new DataPlane(stateLayout, pool, {
+          listenFd: (plainServer as unknown as { _handle: { fd: number } })._handle.fd, listenerPort: httpPort, backlog: LISTEN_BACKLOG,
+          domain, region, regionOrder: [region, ...(o.nearRegions ?? [])], httpsPort,
+          queueTimeoutMs: pool.options.queueTimeoutMs, maxQueuedPerApp: pool.options.maxQueuedPerApp,
+          startTimeoutMs: pool.options.startTimeoutMs, failedStartBackoffMs: pool.options.failedStartBackoffMs,
+          ...(o.headTimeoutMs ? { headTimeoutMs: o.headTimeoutMs } : {}),
+          ...(o.idleTimeoutMs ? { idleTimeoutMs: o.idleTimeoutMs } : {}),
+          ...(o.upstreamTimeoutMs ? { upstreamTimeoutMs: o.upstreamTimeoutMs } : {}),
+        }, logger);
+        // Fewer threads still serve correctly, only slower: a thread that cannot start is a warning.
+        for (const error of await dataPlane.start()) logger.warn('proxy: a data-plane thread did not start; serving on fewer threads', { error });
       }
       if (intervalMs > 0) autostop.start();
       if (follower) {
@@ -277,6 +322,7 @@ export function createProxy(o: ProxyOptions) {
     },
     async close(): Promise<void> {
       clearInterval(relaxTimer);
+      await dataPlane?.close();
       await Promise.all(boosters.map((b) => b.close()));
       follower?.close();
       autostop.stop();

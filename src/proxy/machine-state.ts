@@ -57,7 +57,7 @@ export class MachineState {
     return { buffer: threads > 1 ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes), threads, capacity };
   }
 
-  constructor(layout: MachineStateLayout, readonly threadIndex = 0) {
+  constructor(readonly layout: MachineStateLayout, readonly threadIndex = 0) {
     const { buffer, threads, capacity } = layout;
     if (!Number.isInteger(threadIndex) || threadIndex < 0 || threadIndex >= threads) throw new Error(`machine state: thread index ${threadIndex} is not in 0..${threads - 1}`);
     this.threads = threads;

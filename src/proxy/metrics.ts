@@ -33,6 +33,12 @@ class Counter {
   get(labels?: Labels): number {
     return this.values.get(labelKey(labels))?.n ?? 0;
   }
+  snapshot(): [string, number][] {
+    return [...this.values].map(([k, c]) => [k, c.n]);
+  }
+  absorb(series: [string, number][]): void {
+    for (const [k, n] of series) this.incKey(k, n);
+  }
   render(type = 'counter'): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${type}`];
     if (this.values.size === 0 && type === 'gauge') lines.push(`${this.name} 0`);
@@ -48,6 +54,12 @@ class Gauge extends Counter {
   override render(): string {
     return super.render('gauge');
   }
+}
+
+interface HistogramSnapshot {
+  counts: number[];
+  sum: number;
+  count: number;
 }
 
 class Histogram {
@@ -68,6 +80,14 @@ class Histogram {
       }
     }
   }
+  snapshot(): HistogramSnapshot {
+    return { counts: [...this.counts], sum: this.sum, count: this.count };
+  }
+  absorb(h: HistogramSnapshot): void {
+    h.counts.forEach((n, i) => (this.counts[i]! += n));
+    this.sum += h.sum;
+    this.count += h.count;
+  }
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
     let cumulative = 0;
@@ -76,6 +96,8 @@ class Histogram {
     return lines.join('\n');
   }
 }
+
+export type MetricsSnapshot = Record<string, [string, number][] | HistogramSnapshot>;
 
 export class ProxyMetrics {
   readonly requests = new Counter('hangar_proxy_requests_total', 'HTTP requests answered, by app and status class');
@@ -93,6 +115,21 @@ export class ProxyMetrics {
   readonly queueDepth = new Gauge('hangar_proxy_queue_depth', 'Requests waiting for capacity or a starting machine');
   readonly replays = new Counter('hangar_proxy_replays_total', 'Requests replayed on a fly-replay answer');
   readonly routeEvents = new Counter('hangar_proxy_route_events_total', 'Route watch events applied, by type');
+
+  /** Every series as plain data (sent from a data-plane thread to the one that serves /metrics). */
+  snapshot(): MetricsSnapshot {
+    const out: MetricsSnapshot = {};
+    for (const [name, m] of Object.entries(this)) out[name] = (m as Counter | Histogram).snapshot();
+    return out;
+  }
+
+  /** Adds another thread's snapshot into these series (gauges add too: each thread counts its own part). */
+  absorb(s: MetricsSnapshot): void {
+    for (const [name, m] of Object.entries(this)) {
+      const part = s[name];
+      if (part) (m as { absorb(p: unknown): void }).absorb(part);
+    }
+  }
 
   render(): string {
     return `${[

@@ -19,7 +19,9 @@ import { freeLoopbackPort as freePort } from '../../src/testkit/registry.js';
 const unavailable = crunClusterUnavailable();
 
 
-describe('proxy on crun machines', { skip: unavailable, timeout: 180_000 }, () => {
+// Once with the main thread alone, once with a data-plane thread beside it (requests land on either;
+// starts still happen once, in the main thread, and /metrics sums both).
+for (const threads of [1, 2]) describe(`proxy on crun machines, ${threads} thread(s)`, { skip: unavailable, timeout: 180_000 }, () => {
   let c: CrunCluster;
   let proxy: ReturnType<typeof createProxy>;
   let url = '';
@@ -29,14 +31,15 @@ describe('proxy on crun machines', { skip: unavailable, timeout: 180_000 }, () =
   const certDir = mkdtempSync(join(tmpdir(), 'hangar-proxy-certs-'));
 
   before(async () => {
-    c = await startCrunCluster({ tag: 'px' });
+    c = await startCrunCluster({ tag: threads === 1 ? 'px' : 'py' });
     await c.cluster.client.apps.create({ name: 'hello', org_slug: 'personal' });
     proxy = createProxy({
       apiUrl: c.cluster.apiUrl, token: c.cluster.adminToken, region: 'lcl',
       listen: { host: '127.0.0.1', port: 0 }, httpsListen: { host: '127.0.0.1', port: 0 }, metricsListen: { host: '127.0.0.1', port: 0 },
-      certDir, autostopIntervalMs: 300, autostopIdleMs: 300,
+      certDir, autostopIntervalMs: 300, autostopIdleMs: 300, threads,
     });
     const running = await proxy.start();
+    assert.equal(proxy.servingThreads(), threads);
     url = running.url;
     httpsPort = running.httpsPort!;
     metricsUrl = running.metricsUrl!;
@@ -107,5 +110,8 @@ describe('proxy on crun machines', { skip: unavailable, timeout: 180_000 }, () =
     assert.match(metrics, /hangar_proxy_autostops_total\{action="stop",app="hello"\} \d+/);
     assert.match(metrics, /hangar_proxy_request_duration_seconds_count \d+/);
     assert.match(metrics, /hangar_proxy_queue_depth/);
+    // woke + resumed + TLS at least, wherever each was served
+    const served = Number(/hangar_proxy_requests_total\{app="hello",code="2xx"\} (\d+)/.exec(metrics)?.[1]);
+    assert.ok(served >= 3, `requests counted: ${served}`);
   });
 });
