@@ -18,6 +18,7 @@ import { AutostopController } from './autostop.js';
 import { DataPlane } from './data-plane.js';
 import { HttpProxy } from './http-proxy.js';
 import { MachineState } from './machine-state.js';
+import { MAX_PROXY_THREADS } from './threads-flag.js';
 import { ProxyMetrics } from './metrics.js';
 import { MachinePool } from './pool.js';
 import { appFromHost } from './route-table.js';
@@ -79,9 +80,6 @@ export interface ProxyOptions {
    */
   threads?: number;
 }
-
-/** Most event loops a proxy runs (one per core is the useful number). */
-export const MAX_PROXY_THREADS = 16;
 
 export interface RunningProxy {
   url: string;

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { createLogger } from '../core/logger.js';
 import { createProxy, type Listen } from './create-proxy.js';
 import { proxyReadyLine } from './ready-line.js';
+import { parseThreads } from './threads-flag.js';
 
 export const DEFAULT_PROXY_LISTEN = '0.0.0.0:8080';
 export const DEFAULT_APP_DOMAIN = 'localhost';
@@ -32,6 +33,7 @@ const FLAGS = {
   'near-regions': { type: 'string' },
   'cert-dir': { type: 'string' },
   'autostop-interval': { type: 'string' },
+  threads: { type: 'string' },
 } as const;
 
 export async function runProxyMain(args: string[]): Promise<number> {
@@ -47,6 +49,12 @@ export async function runProxyMain(args: string[]): Promise<number> {
   const region = values.region ?? 'lcl';
   if (!/^[a-z]{3}$/.test(region)) throw new ProxyUsageError(`--region: expected a three-letter region code, got ${JSON.stringify(region)}`);
   const interval = values['autostop-interval'] ? parseDurationMs(values['autostop-interval']) : undefined;
+  let threads = 1;
+  try {
+    if (values.threads !== undefined) threads = parseThreads('threads', values.threads);
+  } catch (err) {
+    throw new ProxyUsageError((err as Error).message);
+  }
   const logger = createLogger({ component: 'proxy' });
   const proxy = createProxy({
     apiUrl, token, logger, region,
@@ -57,6 +65,7 @@ export async function runProxyMain(args: string[]): Promise<number> {
     ...(values['near-regions'] ? { nearRegions: values['near-regions'].split(',').map((r) => r.trim()).filter(Boolean) } : {}),
     ...(values['cert-dir'] ? { certDir: values['cert-dir'] } : {}),
     ...(interval !== undefined ? { autostopIntervalMs: interval } : {}),
+    threads,
   });
   let running: Awaited<ReturnType<typeof proxy.start>>;
   try {

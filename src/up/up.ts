@@ -25,6 +25,7 @@ import { createApiServer } from '../server/create-server.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import { SERVER_V8_FLAGS, serverProcessEnv } from './server-process.js';
 import { parseProxyReadyLine } from '../proxy/ready-line.js';
+import { parseThreads } from '../proxy/threads-flag.js';
 import {
   DEFAULT_AGENT_LISTEN, DEFAULT_API_LISTEN, DEFAULT_REGION, defaultDataDir, parseListen, parseRegion, parseRoleArgs, UsageError,
 } from './role-options.js';
@@ -42,8 +43,9 @@ interface ProxyUrls {
  * API's route stream like any other proxy, with the admin token from its file. Fails (and leaves
  * no process behind) when the first launch exits before it listens, e.g. a port in use.
  */
-async function startUpProxy(o: { apiUrl: string; region: string; listen: string | undefined; httpsListen: string | undefined; domain: string | undefined; dataDir: string }) {
+async function startUpProxy(o: { apiUrl: string; region: string; listen: string | undefined; httpsListen: string | undefined; domain: string | undefined; threads: number | undefined; dataDir: string }) {
   const { DEFAULT_APP_DOMAIN, DEFAULT_PROXY_LISTEN } = await import('../proxy/main.js');
+  const threads = o.threads;
   const domain = o.domain ?? DEFAULT_APP_DOMAIN;
   const listen = parseListen('proxy-listen', o.listen ?? DEFAULT_PROXY_LISTEN);
   const https = o.httpsListen === undefined ? undefined : parseListen('https-listen', o.httpsListen);
@@ -53,7 +55,7 @@ async function startUpProxy(o: { apiUrl: string; region: string; listen: string 
   const proxy = supervise('proxy', [
     MAIN_JS, 'proxy', '--api-url', o.apiUrl, '--token-file', join(o.dataDir, ADMIN_TOKEN_FILE),
     '--proxy-listen', hostPort(listen), ...(https ? ['--https-listen', hostPort(https)] : []), '--app-domain', domain, '--region', o.region,
-    '--metrics-listen', '127.0.0.1:0', '--cert-dir', join(o.dataDir, 'proxy-certs'),
+    '--metrics-listen', '127.0.0.1:0', '--cert-dir', join(o.dataDir, 'proxy-certs'), ...(threads ? ['--threads', String(threads)] : []),
   ], {
     onLine: (line) => {
       const r = parseProxyReadyLine(line);
@@ -88,6 +90,7 @@ export async function runUp(args: string[]): Promise<number> {
     'https-listen': { type: 'string' },
     'app-domain': { type: 'string' },
     'no-proxy': { type: 'boolean' },
+    'proxy-threads': { type: 'string' },
     region: { type: 'string' },
     driver: { type: 'string' },
     'allow-egress': { type: 'boolean' },
@@ -96,6 +99,12 @@ export async function runUp(args: string[]): Promise<number> {
   const apiListen = parseListen('api-listen', flags['api-listen'] ?? DEFAULT_API_LISTEN);
   const agentListen = parseListen('agent-listen', flags['agent-listen'] ?? DEFAULT_AGENT_LISTEN);
   const region = parseRegion(flags.region ?? DEFAULT_REGION);
+  let proxyThreads: number | undefined;
+  try {
+    if (flags['proxy-threads'] !== undefined) proxyThreads = parseThreads('proxy-threads', flags['proxy-threads']);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
   const driver = flags.driver ?? (await defaultDriver());
   if (!(DRIVERS as readonly string[]).includes(driver)) throw new UsageError(`--driver: unknown driver ${JSON.stringify(driver)}; available: ${DRIVERS.join(', ')}`);
   if (driver !== 'fake' && flags.driver !== undefined) {
@@ -143,7 +152,7 @@ export async function runUp(args: string[]): Promise<number> {
   let proxy: Awaited<ReturnType<typeof startUpProxy>> | undefined;
   if (!flags['no-proxy']) {
     try {
-      proxy = await startUpProxy({ apiUrl: url, region, listen: flags['proxy-listen'], httpsListen: flags['https-listen'], domain: flags['app-domain'], dataDir });
+      proxy = await startUpProxy({ apiUrl: url, region, listen: flags['proxy-listen'], httpsListen: flags['https-listen'], domain: flags['app-domain'], threads: proxyThreads, dataDir });
     } catch (err) {
       await server.close().catch(() => undefined);
       await agent.stop();

@@ -69,7 +69,7 @@ describe('hangar up with an unmodified Fly client and the CLI', () => {
     delete env.HANGAR_API_TOKEN;
     up = spawn(
       BIN,
-      ['up', '--driver', 'fake', '--data-dir', join(dir, 'data'), '--api-listen', `127.0.0.1:${apiPort}`, '--agent-listen', `127.0.0.1:${agentPort}`, '--proxy-listen', `127.0.0.1:${proxyPort}`, '--https-listen', `127.0.0.1:${httpsPort}`, '--region', 'ams'],
+      ['up', '--driver', 'fake', '--data-dir', join(dir, 'data'), '--api-listen', `127.0.0.1:${apiPort}`, '--agent-listen', `127.0.0.1:${agentPort}`, '--proxy-listen', `127.0.0.1:${proxyPort}`, '--https-listen', `127.0.0.1:${httpsPort}`, '--region', 'ams', '--proxy-threads', '2'],
       { env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     await waitForUp(up, (chunk) => (upOutput += chunk));
@@ -121,6 +121,7 @@ describe('hangar up with an unmodified Fly client and the CLI', () => {
     const proxyPid = () => childrenOf(up.pid!).find((pid) => cmdline(pid).includes(' proxy '));
     const first = proxyPid();
     assert.ok(first, 'hangar up has a `hangar proxy` child');
+    assert.match(cmdline(first), / --threads 2( |$)/, '--proxy-threads reaches the proxy');
     process.kill(first, 'SIGKILL');
     const answered = await until('the restarted proxy to answer', () => proxyStatus(proxyPort, 'nobody.localhost').catch(() => undefined), 10_000, 100);
     assert.equal(answered, 404, 'the restarted proxy serves again');
@@ -222,6 +223,22 @@ describe('hangar up with an unmodified Fly client and the CLI', () => {
     assert.equal(code, 0, `hangar up exit: ${code}\n${upOutput}`);
     await assert.rejects(fetch(`http://127.0.0.1:${agentPort}/agent/v1/info`), 'the agent child stopped too');
     await assert.rejects(proxyStatus(proxyPort, 'nobody.localhost'), 'the proxy child stopped too');
+  });
+});
+
+describe('hangar up with a bad proxy flag', () => {
+  test('--proxy-threads out of range fails at once, naming the flag, the value and the range', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hangar-e2e-threads-'));
+    const apiPort = await freePort();
+    try {
+      const up = await runCommand(BIN, ['up', '--driver', 'fake', '--data-dir', join(dir, 'data'), '--api-listen', `127.0.0.1:${apiPort}`, '--proxy-threads', '0'],
+        { ...process.env, HANGAR_CONFIG_DIR: join(dir, 'cli') }, 60_000);
+      assert.notEqual(up.code, 0);
+      assert.match(up.stderr, /--proxy-threads: expected a whole number of threads from 1 to 16 .*got "0"/);
+      assert.doesNotMatch(up.stdout + up.stderr, /API server/, 'nothing was started');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
