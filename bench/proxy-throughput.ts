@@ -2,7 +2,8 @@
  * Proxy throughput and added latency, one run, same backend for every path: a loopback NGINX
  * serving a 12-byte body (the backend of field-numbers §5.2), reached directly, through Debian's
  * NGINX as a reverse proxy (2 workers, upstream keepalive 64), and through the Hangar proxy (its own
- * process, PROXY_THREADS event loops; its route table is fed one machine whose address is the
+ * process, one event loop as `hangar proxy` runs by default, and a second process with two
+ * (`--threads 2`, a row of its own); its route table is fed one machine whose address is the
  * backend — the `manualRoutes` seam, so the data path is measured without containers). wrk, 1 thread, 64
  * keep-alive connections, interleaved rounds (ROUNDS below); then 1,000 concurrent connections through the Hangar proxy.
  * Writes bench/results/proxy-throughput.json. Needs nginx and wrk (`apt-get install -y nginx wrk`).
@@ -23,8 +24,6 @@ const DURATION = process.env.BENCH_DURATION ?? '8s';
  * added p99 are medians of the per-round values. (Before 2026-11-22's fourth session: one 8 s run
  * per path, one after the other.)
  */
-/** Event loops of the Hangar proxy: as many as NGINX has workers (2), like `hangar proxy`'s default on this box. */
-const PROXY_THREADS = Number(process.env.BENCH_PROXY_THREADS ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const ROUND_DURATION = process.env.BENCH_ROUND_DURATION ?? '3s';
 
@@ -157,11 +156,11 @@ const NGINX_FLY_HEADERS_SERVER = (port: number) => ` server { listen 127.0.0.1:$
   + ' proxy_set_header Fly-Region lcl; proxy_set_header Fly-Request-Id $request_id; proxy_set_header Via "1.1 nginx";'
   + ' add_header fly-request-id $request_id always; add_header Via "1.1 nginx" always; } }';
 
-async function serveProxy(backendPort: number, listenPort: number): Promise<void> {
+async function serveProxy(backendPort: number, listenPort: number, threads: number): Promise<void> {
   const { createProxy } = await import('../src/proxy/create-proxy.js');
   const proxy = createProxy({
     apiUrl: 'http://127.0.0.1:9', token: 'unused', listen: { host: '127.0.0.1', port: listenPort }, manualRoutes: true, autostopIntervalMs: 0,
-    threads: PROXY_THREADS,
+    threads,
   });
   proxy.apply({
     type: 'snapshot', seq: 1, machines: [{
@@ -175,14 +174,14 @@ async function serveProxy(backendPort: number, listenPort: number): Promise<void
 }
 
 async function main(): Promise<void> {
-  if (process.argv[2] === 'serve') return serveProxy(Number(process.argv[3]), Number(process.argv[4]));
+  if (process.argv[2] === 'serve') return serveProxy(Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5] ?? 1));
   for (const tool of ['nginx', 'wrk']) {
     if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) throw new Error(`${tool} is missing: apt-get install -y nginx wrk`);
   }
   const dir = mkdtempSync(join(tmpdir(), 'hangar-bench-proxy-'));
   const children: ChildProcess[] = [];
   try {
-    const [backendPort, nginxProxyPort, nginxFlyPort, hangarPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [backendPort, nginxProxyPort, nginxFlyPort, hangarPort, hangar2Port] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
     const conf = (name: string, server: string) => {
       const path = join(dir, `${name}.conf`);
       writeFileSync(path, `worker_processes 2;\npid ${dir}/${name}.pid;\nerror_log ${dir}/${name}.err warn;\ndaemon off;\nworker_rlimit_nofile 20000;\nevents { worker_connections 8192; }\nhttp {\n access_log off;\n client_body_temp_path ${dir}/${name}-body;\n proxy_temp_path ${dir}/${name}-proxy;\n fastcgi_temp_path ${dir}/${name}-fcgi;\n uwsgi_temp_path ${dir}/${name}-uwsgi;\n scgi_temp_path ${dir}/${name}-scgi;\n keepalive_requests 100000;\n${server}\n}\n`);
@@ -192,19 +191,25 @@ async function main(): Promise<void> {
     const proxyConf = conf('nginxproxy', ` upstream be { server 127.0.0.1:${backendPort}; keepalive 64; }\n server { listen 127.0.0.1:${nginxProxyPort}; location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; } }\n${NGINX_FLY_HEADERS_SERVER(nginxFlyPort)}`);
     for (const c of [backendConf, proxyConf]) children.push(spawn('nginx', ['-c', c, '-p', dir], { stdio: 'ignore' }));
     // The proxy process runs as `hangar up` runs it: the servers' V8 flags and malloc settings.
-    const hangar = spawn(process.execPath, [...SERVER_V8_FLAGS, fileURLToPath(import.meta.url), 'serve', String(backendPort), String(hangarPort)], {
-      stdio: ['ignore', 'pipe', 'inherit'], env: serverProcessEnv(process.env),
-    });
-    children.push(hangar);
-    await Promise.all([waitPort(backendPort), waitPort(nginxProxyPort), waitPort(hangarPort)]);
+    const serve = (port: number, threads: number) => {
+      const child = spawn(process.execPath, [...SERVER_V8_FLAGS, fileURLToPath(import.meta.url), 'serve', String(backendPort), String(port), String(threads)], {
+        stdio: ['ignore', 'pipe', 'inherit'], env: serverProcessEnv(process.env),
+      });
+      children.push(child);
+      return child;
+    };
+    const hangar = serve(hangarPort, 1);
+    const hangar2 = serve(hangar2Port, 2);
+    await Promise.all([waitPort(backendPort), waitPort(nginxProxyPort), waitPort(hangarPort), waitPort(hangar2Port)]);
     backendPid = children[0]!.pid!;
 
     const host = 'bench.localhost';
     wrk(`http://127.0.0.1:${hangarPort}/`, host, 64, '2s'); // warm up
+    wrk(`http://127.0.0.1:${hangar2Port}/`, host, 64, '2s');
     wrk(`http://127.0.0.1:${nginxProxyPort}/`, host, 64, '2s');
     wrk(`http://127.0.0.1:${nginxFlyPort}/`, host, 64, '2s');
     type Measured = ReturnType<typeof measured>;
-    const runs: { direct: WrkResult; nginx: Measured; nginx_fly_headers: Measured; hangar: Measured }[] = [];
+    const runs: { direct: WrkResult; nginx: Measured; nginx_fly_headers: Measured; hangar: Measured; hangar_2_threads: Measured }[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       const round: Partial<(typeof runs)[number]> = {};
       const paths = [
@@ -212,6 +217,7 @@ async function main(): Promise<void> {
         () => (round.nginx = measured(children[1]!.pid!, `http://127.0.0.1:${nginxProxyPort}/`, host, 64, ROUND_DURATION)),
         () => (round.nginx_fly_headers = measured(children[1]!.pid!, `http://127.0.0.1:${nginxFlyPort}/`, host, 64, ROUND_DURATION)),
         () => (round.hangar = measured(hangar.pid!, `http://127.0.0.1:${hangarPort}/`, host, 64, ROUND_DURATION)),
+        () => (round.hangar_2_threads = measured(hangar2.pid!, `http://127.0.0.1:${hangar2Port}/`, host, 64, ROUND_DURATION)),
       ];
       for (let k = 0; k < paths.length; k++) paths[(k + r) % paths.length]!();
       runs.push(round as (typeof runs)[number]);
@@ -220,7 +226,9 @@ async function main(): Promise<void> {
     const nginx = { ...summary(runs.map((x) => x.nginx)), ...cpuSummary(runs.map((x) => x.nginx)) };
     const nginxFly = { ...summary(runs.map((x) => x.nginx_fly_headers)), ...cpuSummary(runs.map((x) => x.nginx_fly_headers)) };
     const hangarRun = { ...summary(runs.map((x) => x.hangar)), ...cpuSummary(runs.map((x) => x.hangar)) };
+    const hangar2Run = { ...summary(runs.map((x) => x.hangar_2_threads)), ...cpuSummary(runs.map((x) => x.hangar_2_threads)) };
     const thousand = wrk(`http://127.0.0.1:${hangarPort}/`, host, 1000, '5s');
+    const thousand2 = wrk(`http://127.0.0.1:${hangar2Port}/`, host, 1000, '5s');
     // References added 2026-11-22 (the rows above keep their definitions): nginx at 1,000
     // connections, and a new connection per request (accept cost, incl. the extra accept handles).
     const thousandNginx = wrk(`http://127.0.0.1:${nginxProxyPort}/`, host, 1000, '5s');
@@ -231,8 +239,14 @@ async function main(): Promise<void> {
       date: new Date().toISOString(),
       host: { node: process.version, cpus: (await import('node:os')).cpus().length, nginx: spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr.trim() },
       what: `wrk -t1 -c64 keep-alive, ${ROUNDS} interleaved rounds of ${ROUND_DURATION} per path (order rotated per round), same loopback NGINX backend (12-byte body); all processes on this box. Per path: median rps/p50/p99 over rounds, CPU per request over all rounds; ratio and added p99: medians of the per-round values`,
-      hangar_proxy_threads: PROXY_THREADS, nginx_workers: 2,
+      nginx_workers: 2,
       direct, nginx_proxy: nginx, nginx_proxy_fly_headers: nginxFly, hangar_proxy: hangarRun,
+      hangar_proxy_2_threads: {
+        ...hangar2Run,
+        throughput_ratio_vs_nginx: medianTo(runs.map((x) => x.hangar_2_threads.rps / x.nginx.rps), 3),
+        throughput_ratio_vs_nginx_fly_headers: medianTo(runs.map((x) => x.hangar_2_threads.rps / x.nginx_fly_headers.rps), 3),
+        added_p99_ms: medianTo(runs.map((x) => x.hangar_2_threads.p99_ms - x.direct.p99_ms), 3),
+      },
       throughput_ratio_vs_nginx: medianTo(runs.map((x) => x.hangar.rps / x.nginx.rps), 3),
       throughput_ratio_vs_nginx_fly_headers: medianTo(runs.map((x) => x.hangar.rps / x.nginx_fly_headers.rps), 3),
       added_p99_ms: medianTo(runs.map((x) => x.hangar.p99_ms - x.direct.p99_ms), 3),
@@ -240,6 +254,8 @@ async function main(): Promise<void> {
       added_p99_ms_nginx_fly_headers: medianTo(runs.map((x) => x.nginx_fly_headers.p99_ms - x.direct.p99_ms), 3),
       rounds: runs,
       cpu_per_request_ratio_vs_nginx: Number((hangarRun.proxy_cpu_us_per_request / nginx.proxy_cpu_us_per_request).toFixed(2)),
+      cpu_per_request_ratio_vs_nginx_fly_headers: Number((hangarRun.proxy_cpu_us_per_request / nginxFly.proxy_cpu_us_per_request).toFixed(2)),
+      connections_1000_2_threads: thousand2,
       connections_1000: thousand,
       connections_1000_nginx: thousandNginx,
       connection_per_request: {
@@ -248,6 +264,7 @@ async function main(): Promise<void> {
         throughput_ratio_vs_nginx: Number((closeHangar.rps / closeNginx.rps).toFixed(3)),
       },
       targets: { throughput_ratio: '>= 0.8', added_p99_ms: '<= 2', connections_1000_errors: 0 },
+      reference_note: 'throughput_ratio_vs_nginx_fly_headers is the like-for-like reference (NGINX adding the same forwarding headers); throughput_ratio_vs_nginx keeps the earlier definition (NGINX adding only X-Forwarded-For)',
     };
     writeFileSync(join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bench', 'results', 'proxy-throughput.json'), `${JSON.stringify(result, null, 2)}\n`);
     console.log(JSON.stringify(result, null, 2));
