@@ -2,8 +2,8 @@
  * Proxy throughput and added latency, one run, same backend for every path: a loopback NGINX
  * serving a 12-byte body (the backend of field-numbers §5.2), reached directly, through Debian's
  * NGINX as a reverse proxy (2 workers, upstream keepalive 64), and through the Hangar proxy (its own
- * process, one event loop as `hangar proxy` runs by default, and a second process with two
- * (`--threads 2`, a row of its own); its route table is fed one machine whose address is the
+ * process with one event loop (the row comparable to earlier runs), and a second with two
+ * (`hangar_proxy_2_threads`: `--threads 2`, `hangar proxy`'s default since 2026-11-23); its route table is fed one machine whose address is the
  * backend — the `manualRoutes` seam, so the data path is measured without containers). wrk, 1 thread, 64
  * keep-alive connections, interleaved rounds (ROUNDS below); then 1,000 concurrent connections through the Hangar proxy.
  * Writes bench/results/proxy-throughput.json. Needs nginx and wrk (`apt-get install -y nginx wrk`).
@@ -143,6 +143,7 @@ import { freeLoopbackPort as freePort } from '../src/testkit/registry.js';
 import { childrenOf } from '../src/testkit/processes.js';
 import { SERVER_V8_FLAGS, serverProcessEnv } from '../src/up/server-process.js';
 import { median } from './lib/stats.js';
+import { createLogger } from '../src/core/logger.js';
 const require_net = () => net;
 
 /**
@@ -161,6 +162,9 @@ async function serveProxy(backendPort: number, listenPort: number, threads: numb
   const proxy = createProxy({
     apiUrl: 'http://127.0.0.1:9', token: 'unused', listen: { host: '127.0.0.1', port: listenPort }, manualRoutes: true, autostopIntervalMs: 0,
     threads,
+    // As `hangar proxy` runs: the second loop starts once the first is busy (the warm-up does that).
+    threadsOnLoad: true,
+    logger: createLogger({ component: 'bench-proxy' }),
   });
   proxy.apply({
     type: 'snapshot', seq: 1, machines: [{
@@ -205,7 +209,7 @@ async function main(): Promise<void> {
 
     const host = 'bench.localhost';
     wrk(`http://127.0.0.1:${hangarPort}/`, host, 64, '2s'); // warm up
-    wrk(`http://127.0.0.1:${hangar2Port}/`, host, 64, '2s');
+    wrk(`http://127.0.0.1:${hangar2Port}/`, host, 64, '5s'); // long enough to start its second loop (2 busy seconds)
     wrk(`http://127.0.0.1:${nginxProxyPort}/`, host, 64, '2s');
     wrk(`http://127.0.0.1:${nginxFlyPort}/`, host, 64, '2s');
     type Measured = ReturnType<typeof measured>;

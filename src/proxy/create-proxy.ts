@@ -7,6 +7,7 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import type { RouteEvent, RouteMachine } from '../api-types/watch.js';
@@ -79,7 +80,18 @@ export interface ProxyOptions {
    * threads (data-plane.ts). Default 1. Not with `resolveAddress` (a function stays in its thread).
    */
   threads?: number;
+  /**
+   * Start the data-plane threads only once the main thread's loop is busy (utilization ≥ 50 % for
+   * two seconds in a row), not at start: an idle proxy then costs one isolate (each thread is
+   * +16–40 MB RSS), a busy one gets its cores. Threads stay once started. Default false.
+   */
+  threadsOnLoad?: boolean;
 }
+
+/** The main loop's utilization that counts as busy, sampled every LOAD_SAMPLE_MS, BUSY_SAMPLES in a row. */
+const BUSY_UTILIZATION = 0.5;
+const LOAD_SAMPLE_MS = 1_000;
+const BUSY_SAMPLES = 2;
 
 export interface RunningProxy {
   url: string;
@@ -117,6 +129,7 @@ export function createProxy(o: ProxyOptions) {
     state: new MachineState(stateLayout, 0),
   });
   let dataPlane: DataPlane | undefined;
+  let loadWatch: NodeJS.Timeout | undefined;
   const certs = new CertStore(o.certDir ?? join(tmpdir(), `hangar-proxy-certs-${process.getuid?.() ?? 0}`));
   let httpsPort: number | undefined;
   const http = new HttpProxy({
@@ -300,8 +313,16 @@ export function createProxy(o: ProxyOptions) {
           ...(o.idleTimeoutMs ? { idleTimeoutMs: o.idleTimeoutMs } : {}),
           ...(o.upstreamTimeoutMs ? { upstreamTimeoutMs: o.upstreamTimeoutMs } : {}),
         }, logger);
+        const plane = dataPlane;
         // Fewer threads still serve correctly, only slower: a thread that cannot start is a warning.
-        for (const error of await dataPlane.start()) logger.warn('proxy: a data-plane thread did not start; serving on fewer threads', { error });
+        const startThreads = async () => {
+          for (const error of await plane.start()) logger.warn('proxy: a data-plane thread did not start; serving on fewer threads', { error });
+        };
+        if (o.threadsOnLoad) loadWatch = watchMainLoop(() => {
+          logger.info('proxy: the main loop is busy; starting data-plane threads', { threads: threads - 1 });
+          void startThreads();
+        });
+        else await startThreads();
       }
       if (intervalMs > 0) autostop.start();
       if (follower) {
@@ -320,6 +341,7 @@ export function createProxy(o: ProxyOptions) {
     },
     async close(): Promise<void> {
       clearInterval(relaxTimer);
+      clearInterval(loadWatch);
       await dataPlane?.close();
       await Promise.all(boosters.map((b) => b.close()));
       follower?.close();
@@ -337,3 +359,19 @@ export function createProxy(o: ProxyOptions) {
 }
 
 export type Proxy = ReturnType<typeof createProxy>;
+
+/** Calls `onBusy` once, when this thread's event loop has been busy BUSY_SAMPLES samples in a row. */
+function watchMainLoop(onBusy: () => void): NodeJS.Timeout {
+  let last = performance.eventLoopUtilization();
+  let busy = 0;
+  const timer = setInterval(() => {
+    const now = performance.eventLoopUtilization();
+    busy = performance.eventLoopUtilization(now, last).utilization >= BUSY_UTILIZATION ? busy + 1 : 0;
+    last = now;
+    if (busy < BUSY_SAMPLES) return;
+    clearInterval(timer);
+    onBusy();
+  }, LOAD_SAMPLE_MS);
+  timer.unref();
+  return timer;
+}

@@ -125,3 +125,14 @@ test('no thread ever holds load on a machine autostop drained (two threads racin
   assert.ok(n > 0 && drained > 0, `both sides ran (entered ${n}, drained ${drained})`);
   assert.equal(main.load(0), 0);
 });
+
+test('a limit counts every thread: the last place goes to one of two threads', () => {
+  const layout = MachineState.create(2, 4);
+  const [a, b] = [new MachineState(layout, 0), new MachineState(layout, 1)];
+  assert.ok(a.enter(2, 2));
+  assert.ok(b.enter(2, 2));
+  assert.equal(a.enter(2, 2), false, 'two in flight over both threads: full');
+  assert.equal(b.load(2), 2, 'a refused enter counts nothing');
+  b.leave(2);
+  assert.ok(a.enter(2, 2));
+});

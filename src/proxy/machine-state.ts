@@ -9,10 +9,11 @@
  * to the other threads with the event. A removed machine's slot is reused only after a quarantine
  * and at zero load, so a thread that has not yet seen the removal cannot count into a new machine.
  *
- * The one invariant that needs care is "autostop never takes a machine with load" across threads:
- * `enter` (add own load, then check draining) and `tryDrain` (set draining, then check every load)
- * are sequentially consistent Atomics in opposite order, so at least one of them sees the other
- * and backs off.
+ * Two invariants need care across threads. "Autostop never takes a machine with load": `enter`
+ * (add own load, then check draining) and `tryDrain` (set draining, then check every load) are
+ * sequentially consistent Atomics in opposite order, so at least one of them sees the other and
+ * backs off. "Never over the hard limit": `enter` adds its own load first and then checks the
+ * total, so of two threads racing for the last place at least one sees both counts.
  * @module
  */
 
@@ -81,10 +82,14 @@ export class MachineState {
     return this.loads[this.own + slot]!;
   }
 
-  /** Counts one more request or connection of this thread; false (nothing counted) when the machine is draining. */
-  enter(slot: number): boolean {
+  /**
+   * Counts one more request or connection of this thread; false (nothing counted) when the machine
+   * is draining, or when the total over every thread would pass `limit` (two threads that both saw
+   * room for one more: at least one of them sees the other's count and backs off).
+   */
+  enter(slot: number, limit = Infinity): boolean {
     Atomics.add(this.loads, this.own + slot, 1);
-    if ((Atomics.load(this.flags, slot) & DRAINING) === 0) return true;
+    if ((Atomics.load(this.flags, slot) & DRAINING) === 0 && (this.threads === 1 || this.load(slot) <= limit)) return true;
     Atomics.sub(this.loads, this.own + slot, 1);
     return false;
   }

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { createLogger } from '../core/logger.js';
 import { createProxy, type Listen } from './create-proxy.js';
 import { proxyReadyLine } from './ready-line.js';
-import { parseThreads } from './threads-flag.js';
+import { defaultProxyThreads, parseThreads } from './threads-flag.js';
 
 export const DEFAULT_PROXY_LISTEN = '0.0.0.0:8080';
 export const DEFAULT_APP_DOMAIN = 'localhost';
@@ -49,7 +49,7 @@ export async function runProxyMain(args: string[]): Promise<number> {
   const region = values.region ?? 'lcl';
   if (!/^[a-z]{3}$/.test(region)) throw new ProxyUsageError(`--region: expected a three-letter region code, got ${JSON.stringify(region)}`);
   const interval = values['autostop-interval'] ? parseDurationMs(values['autostop-interval']) : undefined;
-  let threads = 1;
+  let threads = defaultProxyThreads();
   try {
     if (values.threads !== undefined) threads = parseThreads('threads', values.threads);
   } catch (err) {
@@ -66,6 +66,8 @@ export async function runProxyMain(args: string[]): Promise<number> {
     ...(values['cert-dir'] ? { certDir: values['cert-dir'] } : {}),
     ...(interval !== undefined ? { autostopIntervalMs: interval } : {}),
     threads,
+    // An idle proxy costs one isolate (the density budget); the second loop starts with traffic.
+    threadsOnLoad: true,
   });
   let running: Awaited<ReturnType<typeof proxy.start>>;
   try {

@@ -284,10 +284,14 @@ export class MachinePool {
     return a;
   }
 
-  /** Counts one request or connection on `m`; undefined when autostop began draining it meanwhile. */
+  /**
+   * Counts one request or connection on `m`; undefined when autostop began draining it meanwhile or
+   * another thread took its last place under the hard limit (the caller decides again).
+   */
   private lease(m: RouteMachine, match: ServiceMatch, slot: number): Lease | undefined {
     const state = this.state;
-    if (!state.enter(slot)) return undefined;
+    // The balancer saw room; with other threads leasing too, enter checks again (hard limit, draining).
+    if (!state.enter(slot, match.hardLimit)) return undefined;
     let released = false;
     const a = this.address(m, match.internalPort);
     return {
@@ -368,7 +372,7 @@ export class MachinePool {
     return this.routeTo(p.d, p.candidates);
   }
 
-  /** The lease the balancer chose; undefined when autostop took the machine in between (decide again). */
+  /** The lease the balancer chose; undefined when the machine was drained or filled in between (decide again). */
   private routeTo(d: { id: string; alsoStart?: string }, candidates: PoolCandidate[]): Lease | undefined {
     if (d.alsoStart) {
       const s = candidateOf(candidates, d.alsoStart);

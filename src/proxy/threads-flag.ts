@@ -4,8 +4,19 @@
  * @module
  */
 
+import { availableParallelism } from 'node:os';
+
 /** Most event loops a proxy runs (one per core is the useful number). */
 export const MAX_PROXY_THREADS = 16;
+
+/**
+ * `hangar proxy`'s thread count without the flag: two where the host has two cores or more. Two
+ * loops beat one in every paired bench run on a 2-vCPU box (docs/proxy.md, Threads); more cost
+ * ~16 MB RSS each and are the operator's choice.
+ */
+export function defaultProxyThreads(cpus = availableParallelism()): number {
+  return Math.max(1, Math.min(2, cpus));
+}
 
 /** The number of threads `value` names; throws a message naming the flag, the value and the range. */
 export function parseThreads(flag: string, value: string): number {

@@ -7,6 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { RouteMachine } from '../../src/api-types/watch.js';
 import { createProxy } from '../../src/proxy/create-proxy.js';
@@ -27,7 +30,7 @@ function route(id: string, app: string, port: number, state = 'started', service
  * Sends `n` concurrent GETs for `host` from a child process, each on its own connection; answers
  * the statuses and when the last answer came (epoch ms).
  */
-function clientProcess(url: string, host: string, n: number): Promise<{ statuses: number[]; lastAt: number }> {
+function clientProcess(url: string, host: string, n: number, doneFile = ''): Promise<{ statuses: number[]; lastAt: number }> {
   const code = `
     const http = require('node:http');
     const one = () => new Promise((resolve) => {
@@ -39,10 +42,12 @@ function clientProcess(url: string, host: string, n: number): Promise<{ statuses
       req.on('error', () => resolve(0));
     });
     Promise.all(Array.from({ length: Number(process.argv[3]) }, one)).then((statuses) => {
-      process.stdout.write(JSON.stringify({ statuses, lastAt: Date.now() }));
+      const out = JSON.stringify({ statuses, lastAt: Date.now() });
+      if (process.argv[4]) require('node:fs').writeFileSync(process.argv[4], out);
+      process.stdout.write(out);
     });`;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', code, url, host, String(n)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['-e', code, url, host, String(n), doneFile], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', reject);
@@ -102,16 +107,19 @@ describe('proxy with a data-plane thread', { timeout: 90_000 }, () => {
     closers.push(hello.close);
     proxy.apply({ type: 'upsert', seq: 1, machine: route('m-blocked', 'blocked', hello.port) });
     const mainBefore = proxy.metrics.requests.get({ app: 'blocked', code: '2xx' });
-    const client = clientProcess(`${url}/`, 'blocked.localhost', 20);
-    // Keep this (main) thread from running its loop for a while (bounded): only the other thread
-    // can serve; client and backend are processes of their own.
-    const blockedUntil = Date.now() + 3_000;
-    while (Date.now() < blockedUntil) {
+    const doneFile = join(mkdtempSync(join(tmpdir(), 'hangar-threads-')), 'done');
+    const client = clientProcess(`${url}/`, 'blocked.localhost', 20, doneFile);
+    // Keep this (main) thread from running its loop (bounded) until the client has all its answers:
+    // only the other thread can serve; client and backend are processes of their own.
+    const blockedUntil = Date.now() + 20_000;
+    while (!existsSync(doneFile) && Date.now() < blockedUntil) {
       // busy
     }
+    const servedWhileBlocked = existsSync(doneFile);
+    rmSync(dirname(doneFile), { recursive: true, force: true });
     const { statuses, lastAt } = await client;
     assert.deepEqual(statuses, Array(20).fill(200));
-    assert.ok(lastAt < blockedUntil, `answers came ${lastAt - blockedUntil} ms after the main thread was free again`);
+    assert.ok(servedWhileBlocked && lastAt < blockedUntil, `answers came ${lastAt - blockedUntil} ms after the main thread was free again`);
     assert.equal(proxy.metrics.requests.get({ app: 'blocked', code: '2xx' }) - mainBefore, 0, 'the main thread served none of them');
     const metrics = await (await fetch(metricsUrl)).text();
     assert.equal(served(metrics, 'blocked'), 20);
@@ -167,5 +175,36 @@ describe('proxy with a data-plane thread', { timeout: 90_000 }, () => {
     assert.equal(proxy.pool.state.load(slot), 0);
     const { statuses } = await clientProcess(`${url}/`, 'crash.localhost', 10);
     assert.deepEqual(statuses, Array(10).fill(200));
+  });
+});
+
+describe('proxy with threads started on load', { timeout: 60_000 }, () => {
+  test('an idle proxy runs one loop; a busy main loop starts the data-plane thread, which then serves', async () => {
+    const proxy = createProxy({
+      apiUrl: 'http://127.0.0.1:9', token: 'unused', region: 'lcl', manualRoutes: true, autostopIntervalMs: 0, threads: 2, threadsOnLoad: true,
+      listen: { host: '127.0.0.1', port: 0 },
+    });
+    const hello = await backendProcess('on load');
+    try {
+      const { url } = await proxy.start();
+      proxy.apply({ type: 'snapshot', seq: 1, machines: [route('m-load', 'load', hello.port)] });
+      await new Promise((r) => setTimeout(r, 2_500));
+      assert.equal(proxy.servingThreads(), 1, 'idle: no data-plane thread');
+      // Busy 90 % of each second (bounded: 6 s at most) until the watcher starts the thread.
+      const deadline = Date.now() + 6_000;
+      while (proxy.servingThreads() === 1 && Date.now() < deadline) {
+        const until = Date.now() + 90;
+        while (Date.now() < until) {
+          // busy
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await until('the data-plane thread serving', () => proxy.servingThreads() === 2 || undefined, 10_000);
+      const { statuses } = await clientProcess(`${url}/`, 'load.localhost', 10);
+      assert.deepEqual(statuses, Array(10).fill(200));
+    } finally {
+      await proxy.close();
+      hello.close();
+    }
   });
 });
