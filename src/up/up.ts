@@ -45,7 +45,6 @@ interface ProxyUrls {
  */
 async function startUpProxy(o: { apiUrl: string; region: string; listen: string | undefined; httpsListen: string | undefined; domain: string | undefined; threads: number | undefined; dataDir: string }) {
   const { DEFAULT_APP_DOMAIN, DEFAULT_PROXY_LISTEN } = await import('../proxy/main.js');
-  const threads = o.threads;
   const domain = o.domain ?? DEFAULT_APP_DOMAIN;
   const listen = parseListen('proxy-listen', o.listen ?? DEFAULT_PROXY_LISTEN);
   const https = o.httpsListen === undefined ? undefined : parseListen('https-listen', o.httpsListen);
@@ -55,7 +54,7 @@ async function startUpProxy(o: { apiUrl: string; region: string; listen: string 
   const proxy = supervise('proxy', [
     MAIN_JS, 'proxy', '--api-url', o.apiUrl, '--token-file', join(o.dataDir, ADMIN_TOKEN_FILE),
     '--proxy-listen', hostPort(listen), ...(https ? ['--https-listen', hostPort(https)] : []), '--app-domain', domain, '--region', o.region,
-    '--metrics-listen', '127.0.0.1:0', '--cert-dir', join(o.dataDir, 'proxy-certs'), ...(threads ? ['--threads', String(threads)] : []),
+    '--metrics-listen', '127.0.0.1:0', '--cert-dir', join(o.dataDir, 'proxy-certs'), ...(o.threads ? ['--threads', String(o.threads)] : []),
   ], {
     onLine: (line) => {
       const r = parseProxyReadyLine(line);
