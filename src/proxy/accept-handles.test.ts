@@ -23,7 +23,7 @@ const ask = (port: number) =>
   });
 
 /** This process's accept-handle helpers (children running the helper script). */
-const helperCount = () => childrenOf(process.pid).filter((pid) => cmdline(pid).includes("process.on('message'")).length;
+const helperCount = () => childrenOf(process.pid).filter((pid) => cmdline(pid).includes('fd: 3')).length;
 
 const backlogOf = (port: number) => execFileSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' }).trim().split(/\s+/)[2];
 

@@ -5,47 +5,18 @@
  * drains from the accept queue at ~60 per second and the last ones time out. Every extra handle on
  * the same socket is one more accept per iteration.
  *
- * Node 20 has no SO_REUSEPORT and no dup(), but a handle sent over an IPC channel arrives as a new
- * descriptor of the same socket (SCM_RIGHTS). A helper process holds the listening socket and sends
- * it back `copies` times on request; each copy becomes a `net.Server` here that feeds the same
- * connection handler. The kernel keeps one accept queue; nothing else changes.
+ * Each copy is a new descriptor of the same socket (listener-copies.ts) and becomes a `net.Server`
+ * here that feeds the same connection handler. The kernel keeps one accept queue; nothing else
+ * changes.
  *
  * Extra handles are not free: every new connection wakes all of them and all but one accept fails
  * with EAGAIN (measured: one connection at a time with `Connection: close` cost ~400 → ~430–730 µs
  * per request with 15 copies). So they are added only while many connections are open (the case
  * where loop iterations are long) and closed again when it is calm.
- *
- * The helper is a whole Node process (~40 MB RSS), so it lives only while a boost fetches copies:
- * started by `boost`, ended as soon as the copies arrived (they are descriptors of this process
- * then, independent of the helper's).
  * @module
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type Server, type Socket } from 'node:net';
-import { acceptRaw } from './accept-raw.js';
-
-/**
- * The helper: keeps the listening socket as a raw handle and answers each `{ copies }` request by
- * sending it back that many times. Raw handles both ways, never a `net.Server`: a received server
- * is listened at once — in the helper it would accept connections nobody serves, and anywhere it
- * would be re-listened with Node's default backlog (511), shrinking the socket's accept queue. A
- * raw handle is listened only here, with ours. The helper leaves when the channel closes.
- */
-const HELPER = `
-let server;
-let busy = Promise.resolve();
-process.on('message', (m, handle) => {
-  if (handle) { server = handle; process.send({ ready: true }); return; }
-  busy = busy.then(() => new Promise((done) => {
-    let left = m.copies;
-    const next = () => {
-      if (left-- === 0) return done();
-      process.send({ copy: true }, server, { keepOpen: true }, next);
-    };
-    next();
-  }));
-});
-process.on('disconnect', () => process.exit(0));`;
+import type { Server, Socket } from 'node:net';
+import { copiesOfListener, serverOnCopy } from './listener-copies.js';
 
 export interface AcceptBoosterOptions {
   /** Extra handles while boosted (0..64). */
@@ -60,10 +31,10 @@ export interface AcceptBoosterOptions {
 }
 
 export class AcceptBooster {
-  private helper: ChildProcess | undefined;
   private copies: Server[] = [];
-  private pending: ((s: Server | Error) => void) | undefined;
   private boosting: Promise<void> | undefined;
+  /** Ends the helper of a boost in progress (close during a boost). */
+  private abort: AbortController | undefined;
   /** When the last boost took effect (relax waits a while after it). */
   boostedAt = 0;
 
@@ -82,53 +53,13 @@ export class AcceptBooster {
   /** Checks that the server listens; the helper is started by `boost`, when copies are needed. */
   start(): Promise<void> {
     if (this.options.copies === 0) return Promise.resolve();
-    if (!(this.server as unknown as { _handle?: unknown })._handle) return Promise.reject(new Error('acceptHandles: could not duplicate the listening socket: the server is not listening'));
+    if (this.listenFd() === undefined) return Promise.reject(new Error('acceptHandles: could not duplicate the listening socket: the server is not listening'));
     return Promise.resolve();
   }
 
-  /** Starts the helper and hands it the listening socket; resolves once it holds it. */
-  private launchHelper(): Promise<ChildProcess> {
-    const timeoutMs = this.timeoutMs;
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ['-e', HELPER], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-      this.helper = child;
-      const timer = setTimeout(() => fail(`no answer from the helper process within ${timeoutMs} ms`), timeoutMs);
-      const fail = (why: string) => {
-        clearTimeout(timer);
-        void this.stopHelper();
-        reject(new Error(`could not duplicate the listening socket: ${why}`));
-      };
-      child.on('error', (err) => fail(err.message));
-      child.on('exit', (code, signal) => {
-        if (this.helper === child) this.helper = undefined;
-        this.pending?.(new Error(`helper exited (${signal ?? `code ${code}`})`));
-      });
-      child.on('message', (m: { ready?: boolean; copy?: boolean }, handle) => {
-        if (m.ready) {
-          clearTimeout(timer);
-          resolve(child);
-        } else if (m.copy && handle) {
-          this.adopt(handle);
-        }
-      });
-      // `_handle` is the listening socket's libuv handle (what node:cluster passes around too).
-      const raw = (this.server as unknown as { _handle?: unknown })._handle;
-      if (!raw) return fail('the server is not listening');
-      child.send({}, raw as never, { keepOpen: true });
-      // The helper must never keep the proxy alive on its own.
-      child.unref();
-      (child.channel as { unref?: () => void } | undefined)?.unref?.();
-    });
-  }
-
-  private adopt(handle: unknown): void {
-    const copy = createServer(this.options.onConnection);
-    // listen() on the already-listening socket only sets the backlog again (the helper's is 511).
-    copy.listen(handle as never, this.options.backlog, () => {
-      // onHandle is given only where raw accept worked on the main listener (create-proxy.ts).
-      if (this.options.onHandle) acceptRaw(copy, this.options.onHandle);
-      this.pending?.(copy);
-    });
+  /** The listening socket's descriptor (`_handle` is its libuv handle, what node:cluster passes around too). */
+  private listenFd(): number | undefined {
+    return (this.server as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
   }
 
   /**
@@ -138,40 +69,23 @@ export class AcceptBooster {
   boost(): Promise<void> {
     if (this.boosted || this.options.copies === 0) return Promise.resolve();
     if (this.boosting) return this.boosting;
-    this.boosting = this.launchHelper()
-      .then((helper) => this.fetchCopies(helper))
+    const fd = this.listenFd();
+    if (fd === undefined) return Promise.reject(new Error('acceptHandles: could not duplicate the listening socket: the server is not listening'));
+    const abort = (this.abort = new AbortController());
+    this.boosting = copiesOfListener(fd, this.options.copies, { timeoutMs: this.timeoutMs, signal: abort.signal })
+      .then((handles) => Promise.all(handles.map((h) => serverOnCopy(h, this.options.backlog, this.options.onConnection, this.options.onHandle))))
+      .then((copies) => {
+        this.copies = copies;
+        this.boostedAt = Date.now();
+      })
       .catch((err: Error) => {
         throw new Error(`acceptHandles: ${err.message}`);
       })
       .finally(() => {
         this.boosting = undefined;
-        void this.stopHelper();
+        this.abort = undefined;
       });
     return this.boosting;
-  }
-
-  private fetchCopies(helper: ChildProcess): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const got: Server[] = [];
-      const timer = setTimeout(() => finish(new Error(`the helper sent ${got.length} of ${this.options.copies} copies in ${this.timeoutMs} ms`)), this.timeoutMs);
-      const finish = (err?: Error) => {
-        clearTimeout(timer);
-        this.pending = undefined;
-        if (err) {
-          for (const s of got) s.close();
-          return reject(err);
-        }
-        this.copies = got;
-        this.boostedAt = Date.now();
-        resolve();
-      };
-      this.pending = (s) => {
-        if (s instanceof Error) return finish(s);
-        got.push(s);
-        if (got.length === this.options.copies) finish();
-      };
-      helper.send({ copies: this.options.copies });
-    });
   }
 
   /** Closes the extra handles; the socket stays open through the server's own. */
@@ -184,22 +98,10 @@ export class AcceptBooster {
     return 1 + this.copies.length;
   }
 
-  /** Ends the helper; resolves once it has exited (its descriptor of the socket is gone then). */
-  private stopHelper(): Promise<void> {
-    const helper = this.helper;
-    this.helper = undefined;
-    if (!helper || helper.exitCode !== null || helper.signalCode !== null) return Promise.resolve();
-    // Referenced again so that waiting for its exit keeps the loop alive.
-    helper.ref();
-    const exited = new Promise<void>((r) => helper.once('exit', () => r()));
-    if (helper.connected) helper.disconnect();
-    helper.kill('SIGTERM');
-    return exited;
-  }
-
   close(): Promise<void> {
+    this.abort?.abort();
     const closing = this.copies.map((s) => new Promise<void>((r) => s.close(() => r())));
     this.copies = [];
-    return Promise.all([...closing, this.stopHelper()]).then(() => undefined);
+    return Promise.all(closing).then(() => undefined);
   }
 }

@@ -17,11 +17,11 @@ import { AcceptBooster } from './accept-handles.js';
 import { acceptRaw } from './accept-raw.js';
 import { AutostopController } from './autostop.js';
 import { DataPlane } from './data-plane.js';
-import { HttpProxy } from './http-proxy.js';
+import { HttpProxy, type HttpTimeouts } from './http-proxy.js';
 import { MachineState } from './machine-state.js';
 import { MAX_PROXY_THREADS } from './threads-flag.js';
 import { ProxyMetrics } from './metrics.js';
-import { MachinePool } from './pool.js';
+import { MachinePool, type PoolLimits } from './pool.js';
 import { appFromHost } from './route-table.js';
 import { TcpProxy } from './tcp-proxy.js';
 import { CertStore } from './tls.js';
@@ -122,22 +122,26 @@ export function createProxy(o: ProxyOptions) {
   const stateLayout = MachineState.create(threads);
   const metrics = new ProxyMetrics();
   const client = new HangarClient({ baseUrl: o.apiUrl, token: o.token, timeoutMs: o.startTimeoutMs ?? 20_000 });
+  const regionOrder = [region, ...(o.nearRegions ?? [])];
+  // Shared with the data-plane threads, which build their pool and HTTP handler from the same.
+  const poolLimits: PoolLimits = {
+    queueTimeoutMs: o.queueTimeoutMs ?? 5_000, maxQueuedPerApp: o.maxQueuedPerApp ?? 1_000, startTimeoutMs: o.startTimeoutMs ?? 20_000, failedStartBackoffMs: 10_000,
+  };
+  const httpTimeouts: HttpTimeouts = {
+    ...(o.headTimeoutMs ? { headTimeoutMs: o.headTimeoutMs } : {}),
+    ...(o.idleTimeoutMs ? { idleTimeoutMs: o.idleTimeoutMs } : {}),
+    ...(o.upstreamTimeoutMs ? { upstreamTimeoutMs: o.upstreamTimeoutMs } : {}),
+  };
   const pool = new MachinePool({
-    client, region, regionOrder: [region, ...(o.nearRegions ?? [])], logger, metrics,
-    queueTimeoutMs: o.queueTimeoutMs ?? 5_000, maxQueuedPerApp: o.maxQueuedPerApp ?? 1_000, startTimeoutMs: o.startTimeoutMs ?? 20_000,
-    failedStartBackoffMs: 10_000, ...(o.resolveAddress ? { resolveAddress: o.resolveAddress } : {}),
+    client, region, regionOrder, logger, metrics, ...poolLimits,
+    ...(o.resolveAddress ? { resolveAddress: o.resolveAddress } : {}),
     state: new MachineState(stateLayout, 0),
   });
   let dataPlane: DataPlane | undefined;
   let loadWatch: NodeJS.Timeout | undefined;
   const certs = new CertStore(o.certDir ?? join(tmpdir(), `hangar-proxy-certs-${process.getuid?.() ?? 0}`));
   let httpsPort: number | undefined;
-  const http = new HttpProxy({
-    pool, domain, region, logger, metrics, httpsPort: () => httpsPort,
-    ...(o.headTimeoutMs ? { headTimeoutMs: o.headTimeoutMs } : {}),
-    ...(o.idleTimeoutMs ? { idleTimeoutMs: o.idleTimeoutMs } : {}),
-    ...(o.upstreamTimeoutMs ? { upstreamTimeoutMs: o.upstreamTimeoutMs } : {}),
-  });
+  const http = new HttpProxy({ pool, domain, region, logger, metrics, httpsPort: () => httpsPort, ...httpTimeouts });
   const tcp = new TcpProxy(pool, o.tcpHost ?? o.listen.host, logger, metrics, certs, domain);
   let tcpVersion = -1;
   const apply = (event: RouteEvent) => {
@@ -306,12 +310,7 @@ export function createProxy(o: ProxyOptions) {
       if (threads > 1) {
         dataPlane = new DataPlane(stateLayout, pool, {
           listenFd: (plainServer as unknown as { _handle: { fd: number } })._handle.fd, listenerPort: httpPort, backlog: LISTEN_BACKLOG,
-          domain, region, regionOrder: [region, ...(o.nearRegions ?? [])], httpsPort,
-          queueTimeoutMs: pool.options.queueTimeoutMs, maxQueuedPerApp: pool.options.maxQueuedPerApp,
-          startTimeoutMs: pool.options.startTimeoutMs, failedStartBackoffMs: pool.options.failedStartBackoffMs,
-          ...(o.headTimeoutMs ? { headTimeoutMs: o.headTimeoutMs } : {}),
-          ...(o.idleTimeoutMs ? { idleTimeoutMs: o.idleTimeoutMs } : {}),
-          ...(o.upstreamTimeoutMs ? { upstreamTimeoutMs: o.upstreamTimeoutMs } : {}),
+          domain, region, regionOrder, httpsPort, poolLimits, httpTimeouts,
         }, logger);
         const plane = dataPlane;
         // Fewer threads still serve correctly, only slower: a thread that cannot start is a warning.

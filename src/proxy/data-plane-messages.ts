@@ -4,7 +4,9 @@
  */
 import type { RouteEvent } from '../api-types/watch.js';
 import type { MachineStateLayout } from './machine-state.js';
+import type { HttpTimeouts } from './http-proxy.js';
 import type { MetricsSnapshot } from './metrics.js';
+import type { PoolLimits } from './pool.js';
 
 /** Everything a data-plane thread needs to serve the plain HTTP listener (workerData). */
 export interface DataPlaneConfig {
@@ -18,13 +20,9 @@ export interface DataPlaneConfig {
   region: string;
   regionOrder: string[];
   httpsPort: number | undefined;
-  queueTimeoutMs: number;
-  maxQueuedPerApp: number;
-  startTimeoutMs: number;
-  failedStartBackoffMs: number;
-  headTimeoutMs?: number;
-  idleTimeoutMs?: number;
-  upstreamTimeoutMs?: number;
+  /** The same limits the main thread's pool and HTTP handler use. */
+  poolLimits: PoolLimits;
+  httpTimeouts: HttpTimeouts;
 }
 
 export type ToDataPlane =

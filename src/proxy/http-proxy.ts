@@ -19,18 +19,22 @@ import { parseFlyReplay, replaySource } from './replay.js';
 import { RequestIds } from './request-ids.js';
 import { appFromHost, httpService, type ListenerKind } from './route-table.js';
 
-export interface HttpProxyOptions {
-  pool: MachinePool;
-  domain: string;
-  region: string;
-  logger: Logger;
-  metrics: ProxyMetrics;
+/** The timeouts a proxy's owner may set (the rest of HttpProxyOptions are tuning with defaults). */
+export interface HttpTimeouts {
   /** A client must send a whole request head within this (slowloris). Default 10 s. */
   headTimeoutMs?: number;
   /** Idle keep-alive client connections close after this. Default 60 s. */
   idleTimeoutMs?: number;
   /** A machine must answer with a response head within this. Default 60 s. */
   upstreamTimeoutMs?: number;
+}
+
+export interface HttpProxyOptions extends HttpTimeouts {
+  pool: MachinePool;
+  domain: string;
+  region: string;
+  logger: Logger;
+  metrics: ProxyMetrics;
   /** Idle pooled machine connections close after this (Fly pools ~4 s). Default 4 s. */
   upstreamIdleMs?: number;
   maxHeadBytes?: number;

@@ -44,13 +44,8 @@ export interface AcquireOptions {
   preferRegions?: string[];
 }
 
-export interface PoolOptions {
-  client: HangarClient;
-  region: string;
-  /** Regions nearest first (the proxy's region first); others follow by name. */
-  regionOrder: string[];
-  logger: Logger;
-  metrics: ProxyMetrics;
+/** How long requests may queue or wait for a start, and how many may queue. */
+export interface PoolLimits {
   /** How long a request may queue when every machine is at its hard limit (default 5 s). */
   queueTimeoutMs: number;
   /** Requests that may queue per app before new ones get 503 at once (default 1000). */
@@ -59,6 +54,16 @@ export interface PoolOptions {
   startTimeoutMs: number;
   /** A machine whose start failed is not tried again for this long (default 10 s). */
   failedStartBackoffMs: number;
+}
+
+export interface PoolOptions extends PoolLimits {
+  /** The API the owner thread starts machines through (a data-plane thread has `remoteStart` instead). */
+  client?: HangarClient;
+  region: string;
+  /** Regions nearest first (the proxy's region first); others follow by name. */
+  regionOrder: string[];
+  logger: Logger;
+  metrics: ProxyMetrics;
   /** Overrides the address dialled for a machine (test seam: fake-driver machines have no network). */
   resolveAddress?: (m: RouteMachine, internalPort: number) => { host: string; port: number };
   /**
@@ -129,6 +134,7 @@ export class MachinePool {
 
   constructor(readonly options: PoolOptions) {
     this.rank = regionRank(options.regionOrder);
+    if (!options.client && !options.remoteStart) throw new Error('machine pool: needs a client to start machines, or remoteStart');
     this.state = options.state ?? new MachineState(MachineState.create(1));
     this.allocator = options.remoteStart ? undefined : new SlotAllocator(this.state);
   }
@@ -467,7 +473,7 @@ export class MachinePool {
     const p = (async () => {
       const t0 = performance.now();
       try {
-        await this.options.client.machines.start(m.app_name, m.id);
+        await this.options.client!.machines.start(m.app_name, m.id);
       } catch (err) {
         // Someone else started it meanwhile: fine, it answers below.
         if (!/already started|is started|current state: started/i.test((err as Error).message)) throw err;
