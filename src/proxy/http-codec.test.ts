@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BodyFramer, headEnd, headerValue, parseRequestHead, parseResponseHead, requestFraming, RESPONSE_DROP, responseFraming, scannedFraming, scannedRequestFraming, scanRequestHead, scanResponseHead } from './http-codec.js';
+import { BodyFramer, CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, CONNECTION_NAMES_HEADERS, CONNECTION_UPGRADE, connectionHeaderNames, connectionTokens, headEnd, headerValue, parseRequestHead, parseResponseHead, requestFraming, requestTarget, RESPONSE_DROP, responseFraming, scannedFraming, scannedRequestFraming, scanRequestHead, scanResponseHead } from './http-codec.js';
 import { parseFlyReplay } from './replay.js';
 
 test('chunked framing finds the end across any split, trailers included', () => {
@@ -148,7 +148,7 @@ test('scanRequestHead refuses and answers exactly like parseRequestHead + reques
     const viaScan = outcome(() => {
       const s = scanRequestHead(buf, end, 100);
       return {
-        method: s.method, target: s.target, minor: s.minor, framing: outcome(() => scannedRequestFraming(s)), host: s.host, upgrade: s.upgrade,
+        method: s.method, target: requestTarget(s, buf), minor: s.minor, framing: outcome(() => scannedRequestFraming(s)), host: s.host, upgrade: s.upgrade,
         force: s.forceInstance, prefer: s.preferRegion, connection: s.connection, xff: s.forwardedFor, via: s.via,
       };
     });
@@ -176,4 +176,12 @@ test('headEnd finds the first CRLFCRLF exactly where indexOf does (random CR/LF-
   assert.equal(headEnd(long, 0, longEnd + 3), -1);
   assert.equal(headEnd(long, 0, longEnd + 4), longEnd);
   assert.equal(headEnd(Buffer.from('ab\r\n\r\n'), 0, 5), -1);
+});
+
+test('Connection values: the usual tokens as bits, and whether other tokens name headers to drop', () => {
+  assert.equal(connectionTokens('keep-alive'), CONNECTION_KEEP_ALIVE);
+  assert.equal(connectionTokens('Upgrade, close'), CONNECTION_UPGRADE | CONNECTION_CLOSE);
+  assert.equal(connectionTokens('keep-alive, X-Secret'), CONNECTION_KEEP_ALIVE | CONNECTION_NAMES_HEADERS);
+  assert.deepEqual(connectionHeaderNames('close, x-a , , upgrade,x-b'), ['x-a', 'x-b']);
+  assert.deepEqual(connectionHeaderNames('keep-alive'), []);
 });

@@ -168,11 +168,13 @@ function isLength(v: string): boolean {
 export const CONNECTION_CLOSE = 1;
 export const CONNECTION_KEEP_ALIVE = 2;
 export const CONNECTION_UPGRADE = 4;
+/** The value names other tokens too: headers a proxy must drop as hop-by-hop. */
+export const CONNECTION_NAMES_HEADERS = 8;
 const connectionMemo = new Map<string, number>();
 
 /**
- * Which of `close`, `keep-alive` and `upgrade` a Connection value lists (CONNECTION_* bits, any
- * case), remembered per value: the same few values come with every message. Only short values
+ * Which of `close`, `keep-alive` and `upgrade` a Connection value lists, and whether it names any
+ * other token (CONNECTION_* bits, any case), remembered per value: the same few values come with every message. Only short values
  * are remembered, so clients cannot pin large heads in the memo.
  */
 export function connectionTokens(value: string): number {
@@ -180,13 +182,24 @@ export function connectionTokens(value: string): number {
   if (bits === undefined) {
     const v = value.toLowerCase();
     bits =
-      (/\bclose\b/.test(v) ? CONNECTION_CLOSE : 0) | (/\bkeep-alive\b/.test(v) ? CONNECTION_KEEP_ALIVE : 0) | (/\bupgrade\b/.test(v) ? CONNECTION_UPGRADE : 0);
+      (/\bclose\b/.test(v) ? CONNECTION_CLOSE : 0) | (/\bkeep-alive\b/.test(v) ? CONNECTION_KEEP_ALIVE : 0) | (/\bupgrade\b/.test(v) ? CONNECTION_UPGRADE : 0)
+      | (connectionHeaderNames(v).length > 0 ? CONNECTION_NAMES_HEADERS : 0);
     if (value.length <= 64) {
       if (connectionMemo.size >= 256) connectionMemo.clear();
       connectionMemo.set(value, bits);
     }
   }
   return bits;
+}
+
+/** The tokens of a (lower-case) Connection value other than close, keep-alive and upgrade: header names. */
+export function connectionHeaderNames(value: string): string[] {
+  const named: string[] = [];
+  for (const t of value.split(',')) {
+    const token = t.trim();
+    if (token !== '' && token !== 'close' && token !== 'keep-alive' && token !== 'upgrade') named.push(token);
+  }
+  return named;
 }
 
 /** How a response body ends, from its status, the request method and its last TE / CL values. */
@@ -528,12 +541,20 @@ const requestName = nameLookup(REQUEST_NAMES);
  * request line, the values the proxy routes and frames by, and each header line's position and
  * kind, so the head for the machine is copied line by line instead of rebuilt from strings.
  */
+/**
+ * The request target of a scanned head, made only when needed (a redirect): targets vary per
+ * request, so they are not worth a string per request, nor a slot in the short-value cache.
+ */
+export function requestTarget(scan: RequestScan, buf: Buffer): string {
+  return buf.toString('latin1', scan.targetStart, scan.targetEnd);
+}
+
 export interface RequestScan {
   method: string;
-  target: string;
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
   minor: number;
-  /** Bytes [0, targetEnd) of the head are "METHOD target". */
+  /** Bytes [0, targetEnd) of the head are "METHOD target"; the target starts at targetStart. */
+  targetStart: number;
   targetEnd: number;
   /** Per header line: its start, its colon, its end (before the CRLF). */
   lines: number[];
@@ -587,7 +608,7 @@ export function scanRequestHead(buf: Buffer, end: number, maxHeaders: number): R
   }
   if (crs > maxHeaders) throw new HttpParseError(431, `more than ${maxHeaders} header fields`);
   const scan: RequestScan = {
-    method: latin1(buf, 0, sp), target: latin1(buf, sp + 1, te), minor: buf[te + 8]! - 48, targetEnd: te,
+    method: latin1(buf, 0, sp), minor: buf[te + 8]! - 48, targetStart: sp + 1, targetEnd: te,
     lines: [], kinds: [], host: undefined, connection: '', upgrade: undefined, forceInstance: undefined, preferRegion: undefined,
     transferEncoding: undefined, contentLength: undefined, conflictingLength: false, forwardedFor: undefined, via: undefined,
   };

@@ -12,7 +12,7 @@ import { connect, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { RouteMachine } from '../api-types/watch.js';
 import type { Logger } from '../core/logger.js';
-import { BodyFramer, CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, CONNECTION_UPGRADE, connectionTokens, headEnd, headerValue, HttpParseError, parseResponseHead, RESPONSE_DROP, Rq, scannedFraming, scannedRequestFraming, scanRequestHead, scanResponseHead, type Head, type RequestScan, type ResponseScan } from './http-codec.js';
+import { BodyFramer, CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, CONNECTION_NAMES_HEADERS, CONNECTION_UPGRADE, connectionHeaderNames, connectionTokens, headEnd, headerValue, HttpParseError, parseResponseHead, requestTarget, RESPONSE_DROP, Rq, scannedFraming, scannedRequestFraming, scanRequestHead, scanResponseHead, type Head, type RequestScan, type ResponseScan } from './http-codec.js';
 import { labelKey, type Cell, type ProxyMetrics } from './metrics.js';
 import { ProxyError, type AcquireOptions, type Lease, type MachinePool } from './pool.js';
 import { parseFlyReplay, replaySource } from './replay.js';
@@ -342,7 +342,8 @@ class ClientConn {
       if (pool.forceHttps(app)) {
         const name = host.replace(/:\d+$/, '');
         const port = this.proxy.httpsPort();
-        const location = `https://${name}${port && port !== 443 ? `:${port}` : ''}${h.target.startsWith('/') ? h.target : '/'}`;
+        const target = requestTarget(h, buf);
+        const location = `https://${name}${port && port !== 443 ? `:${port}` : ''}${target.startsWith('/') ? target : '/'}`;
         return this.respond(301, `hangar proxy: ${location}\n`, [`location: ${location}`]);
       }
     }
@@ -355,7 +356,7 @@ class ClientConn {
           ...(prefer ? { preferRegions: prefer.split(',').map((r) => r.trim()).filter(Boolean) } : {}),
         }
       : NO_HINTS;
-    this.upHead = this.upstreamHead(h, buf);
+    this.upHead = this.upstreamHead(h, buf, tokens);
     this.route(app, this.hints);
   }
 
@@ -419,15 +420,9 @@ class ClientConn {
    * they are except hop-by-hop ones (and those its Connection header names) and the forwarding
    * headers the proxy sets itself, then ours. One new buffer: it outlives the read it came from.
    */
-  private upstreamHead(h: RequestScan, buf: Buffer): Buffer {
+  private upstreamHead(h: RequestScan, buf: Buffer, tokens: number): Buffer {
     // Tokens of Connection other than the usual ones name more hop-by-hop headers (rare).
-    let named: string[] | undefined;
-    if (h.connection !== '') {
-      for (const t of h.connection.split(',')) {
-        const token = t.trim();
-        if (token !== '' && token !== 'close' && token !== 'keep-alive' && token !== 'upgrade') (named ??= []).push(token);
-      }
-    }
+    const named = (tokens & CONNECTION_NAMES_HEADERS) !== 0 ? connectionHeaderNames(h.connection) : undefined;
     const { lines, kinds } = h;
     const keep: boolean[] = [];
     let kept = 0;

@@ -40,12 +40,18 @@ export class RouteTable {
   private readonly known = new Set<string>();
   /** Bumped on every change; listeners compare to know whether to recompute derived views. */
   version = 0;
-  /** `app(name)` answers, made once per change of the table (the proxy asks once per request). */
+  /** `app(name)` answers, made once per change of that app's machines (the proxy asks once per request). */
   private readonly lists = new Map<string, readonly RouteMachine[]>();
 
   /** Applies one watch event; answers the apps whose machines changed (for waking waiters). */
   apply(event: RouteEvent): string[] {
-    this.lists.clear();
+    const touched = this.applyEvent(event);
+    // Only the touched apps' lists change (a snapshot touches every app, old and new).
+    for (const app of touched) this.lists.delete(app);
+    return touched;
+  }
+
+  private applyEvent(event: RouteEvent): string[] {
     switch (event.type) {
       case 'snapshot': {
         const touched = new Set<string>(this.byApp.keys());
@@ -63,12 +69,14 @@ export class RouteTable {
         if (old && old.app_name !== event.machine.app_name) this.drop(old.id);
         this.put(event.machine);
         this.version++;
-        return [event.machine.app_name];
+        return old && old.app_name !== event.machine.app_name ? [event.machine.app_name, old.app_name] : [event.machine.app_name];
       }
-      case 'remove':
+      case 'remove': {
+        const app = this.machines.get(event.machine_id)?.app_name;
         this.drop(event.machine_id);
         this.version++;
-        return [event.app_name];
+        return app && app !== event.app_name ? [event.app_name, app] : [event.app_name];
+      }
       default:
         return [];
     }
