@@ -7,7 +7,8 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import type { AgentMachine, AgentOpResult } from '../api-types/agent.js';
 import { silentLogger } from '../core/logger.js';
 import { AgentUsageError, parseAgentArgs, runAgentMain } from './main.js';
-import { eventually, spec, tempDir } from './testing/agent-fixtures.js';
+import { spec, tempDir } from './testing/agent-fixtures.js';
+import { until } from '../testkit/waiting.js';
 
 let tmp: ReturnType<typeof tempDir>;
 beforeEach(() => {
@@ -38,7 +39,7 @@ describe('runAgentMain', () => {
     const done = runAgentMain(['--data-dir', tmp.dir, '--listen', '127.0.0.1:0'], {
       stderr: (l) => lines.push(l), logger: silentLogger, signal: controller.signal, onListening: (u) => (url = u),
     });
-    await eventually(() => url !== '', 5000, 'listening');
+    await until('listening', () => url !== '', 5000, 10);
     const tokenFile = join(tmp.dir, 'agent-token');
     assert.equal(statSync(tokenFile).mode & 0o777, 0o600);
     const token = readFileSync(tokenFile, 'utf8').trim();
@@ -59,7 +60,7 @@ describe('runAgentMain', () => {
     const done = runAgentMain(['--data-dir', join(tmp.dir, 'agent'), '--listen', '127.0.0.1:0', '--token-file', tokenFile], {
       stderr: () => {}, logger: silentLogger, signal: controller.signal, onListening: (u) => (url = u),
     });
-    await eventually(() => url !== '', 5000, 'listening');
+    await until('listening', () => url !== '', 5000, 10);
     assert.equal((await fetch(`${url}/agent/v1/info`, { headers: { authorization: 'Bearer preset-token' } })).status, 200);
     controller.abort();
     await done;
@@ -105,7 +106,7 @@ describe('agent as a child process', () => {
 
     const second = await launch(tmp.dir);
     try {
-      await eventually(async () => ((await call(second.url, 'GET', `/agent/v1/machines/${keeps.id}`)) as AgentMachine).state === 'started', 5000, 'restart after reboot');
+      await until('restart after reboot', async () => ((await call(second.url, 'GET', `/agent/v1/machines/${keeps.id}`)) as AgentMachine).state === 'started', 5000, 10);
       assert.equal(((await call(second.url, 'GET', `/agent/v1/machines/${once.id}`)) as AgentMachine).state, 'stopped');
     } finally {
       second.child.kill('SIGTERM');

@@ -10,7 +10,8 @@ import type { AgentEvent } from '../../api-types/agent.js';
 import type { CheckStatus } from '../../api-types/machine.js';
 import { FakeDriver } from '../drivers/fake/fake-driver.js';
 import { AgentDb } from '../store/agent-db.js';
-import { eventually, spec, startTestAgent, tempDir, type TestAgent } from '../testing/agent-fixtures.js';
+import { spec, startTestAgent, tempDir, type TestAgent } from '../testing/agent-fixtures.js';
+import { until } from '../../testkit/waiting.js';
 
 /** A loopback HTTP server answering `/health` with `status`; can be stopped and restarted on its port. */
 class Target {
@@ -73,20 +74,20 @@ describe('health checks in the agent', () => {
     const started = created.events.find((e) => e.state === 'started')!;
     assert.deepEqual(started.checks?.map((c) => [c.name, c.status]), [[NAME(target.port), 'warning']]);
 
-    await eventually(() => statusOf(s.id, NAME(target.port)) === 'passing', 3000, 'passing');
+    await until('passing', () => statusOf(s.id, NAME(target.port)) === 'passing', 3000, 10);
     assert.equal(checksOf(s.id)[0]!.output, 'HTTP GET /health: 200 OK');
     const hits = target.hits;
-    await eventually(() => target.hits >= hits + 3, 3000, 'three more runs');
+    await until('three more runs', () => target.hits >= hits + 3, 3000, 10);
 
     await target.stop();
-    await eventually(() => statusOf(s.id, NAME(target.port)) === 'critical', 3000, 'critical');
+    await until('critical', () => statusOf(s.id, NAME(target.port)) === 'critical', 3000, 10);
     assert.equal(checksOf(s.id)[0]!.output, 'HTTP GET /health: connect ECONNREFUSED');
     await new Promise((r) => setTimeout(r, 350));
 
     await target.start();
-    await eventually(() => statusOf(s.id, NAME(target.port)) === 'passing', 3000, 'passing again');
+    await until('passing again', () => statusOf(s.id, NAME(target.port)) === 'passing', 3000, 10);
     target.status = 503;
-    await eventually(() => checksOf(s.id)[0]!.output === 'HTTP GET /health: 503 Service Unavailable', 3000, '503');
+    await until('503', () => checksOf(s.id)[0]!.output === 'HTTP GET /health: 503 Service Unavailable', 3000, 10);
     await new Promise((r) => setTimeout(r, 250));
 
     // warning (start), passing, critical (refused), passing, critical (503): nothing for repeated runs.
@@ -103,7 +104,7 @@ describe('health checks in the agent', () => {
     assert.equal(target.hits, 0);
     assert.equal(statusOf(s.id, NAME(target.port)), 'warning');
     assert.match(checksOf(s.id)[0]!.output, /grace period 400 ms/);
-    await eventually(() => statusOf(s.id, NAME(target.port)) === 'passing', 3000, 'passing');
+    await until('passing', () => statusOf(s.id, NAME(target.port)) === 'passing', 3000, 10);
     assert.ok(Date.now() - startedAt >= 400);
   });
 
@@ -111,15 +112,15 @@ describe('health checks in the agent', () => {
     target.status = 503;
     const s = spec({ config: httpCheckConfig(target.port, { interval: '10s' }) });
     await agent.agent.manager.create(s, true);
-    await eventually(() => statusOf(s.id, NAME(target.port)) === 'critical', 3000, 'critical');
+    await until('critical', () => statusOf(s.id, NAME(target.port)) === 'critical', 3000, 10);
     target.status = 200;
-    await eventually(() => statusOf(s.id, NAME(target.port)) === 'passing', 2000, 'passing within the startup retry, not the 10s interval');
+    await until('passing within the startup retry, not the 10s interval', () => statusOf(s.id, NAME(target.port)) === 'passing', 2000, 10);
   });
 
   test('runners stop when the machine stops, suspends or is destroyed; statuses are cleared', async () => {
     const s = spec({ config: httpCheckConfig(target.port) });
     await agent.agent.manager.create(s, true);
-    await eventually(() => statusOf(s.id, NAME(target.port)) === 'passing', 3000, 'passing');
+    await until('passing', () => statusOf(s.id, NAME(target.port)) === 'passing', 3000, 10);
 
     const stopped = await agent.agent.manager.stop(s.id);
     assert.equal(agent.agent.checks.running(s.id), false);
@@ -134,7 +135,7 @@ describe('health checks in the agent', () => {
     // Started again: a fresh run, from warning.
     await agent.agent.manager.start(s.id);
     assert.equal(agent.agent.checks.running(s.id), true);
-    await eventually(() => statusOf(s.id, NAME(target.port)) === 'passing', 3000, 'passing after start');
+    await until('passing after start', () => statusOf(s.id, NAME(target.port)) === 'passing', 3000, 10);
 
     await agent.agent.manager.suspend(s.id);
     assert.equal(agent.agent.checks.running(s.id), false);
@@ -148,15 +149,15 @@ describe('health checks in the agent', () => {
   test('a restart and an update start a new run; a workload exit ends it', async () => {
     const s = spec({ config: httpCheckConfig(target.port) });
     await agent.agent.manager.create(s, true);
-    await eventually(() => statusOf(s.id, NAME(target.port)) === 'passing', 3000, 'passing');
+    await until('passing', () => statusOf(s.id, NAME(target.port)) === 'passing', 3000, 10);
     const restarted = await agent.agent.manager.restart(s.id);
     assert.equal(restarted.events.at(-1)!.checks?.[0]?.status, 'warning');
-    await eventually(() => statusOf(s.id, NAME(target.port)) === 'passing', 3000, 'passing after restart');
+    await until('passing after restart', () => statusOf(s.id, NAME(target.port)) === 'passing', 3000, 10);
 
     // An update to a top-level tcp check: the new version's names.
     const next = { ...s, version: '01J0000000000000000000000A', config: { ...s.config, services: [], checks: { alive: { type: 'tcp' as const, port: target.port, interval: '100ms' } } } };
     await agent.agent.manager.update(next, true);
-    await eventually(() => statusOf(s.id, 'alive') === 'passing', 3000, 'top-level check passing');
+    await until('top-level check passing', () => statusOf(s.id, 'alive') === 'passing', 3000, 10);
     assert.deepEqual(checksOf(s.id).map((c) => c.name), ['alive']);
     assert.equal(checksOf(s.id)[0]!.output, `TCP connect to port ${target.port}: connected`);
   });
@@ -184,7 +185,7 @@ describe('health checks in the agent', () => {
     assert.equal(agent.agent.manager.get(s.id).state, 'started');
     assert.equal(agent.agent.checks.running(s.id), true);
     // No grace period on resume: the failing server is noticed well before 5 s.
-    await eventually(() => statusOf(s.id, NAME(target.port)) === 'critical', 2000, 'critical at once');
+    await until('critical at once', () => statusOf(s.id, NAME(target.port)) === 'critical', 2000, 10);
   });
 });
 

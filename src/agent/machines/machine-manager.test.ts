@@ -6,7 +6,8 @@ import { silentLogger } from '../../core/logger.js';
 import { SIGNALS } from '../../core/signals.js';
 import { FakeDriver } from '../drivers/fake/fake-driver.js';
 import { AgentDb } from '../store/agent-db.js';
-import { eventKinds, eventually, spec, tempDir } from '../testing/agent-fixtures.js';
+import { eventKinds, spec, tempDir } from '../testing/agent-fixtures.js';
+import { until } from '../../testkit/waiting.js';
 import { EventHub } from './event-hub.js';
 import { MachineManager } from './machine-manager.js';
 
@@ -220,8 +221,8 @@ describe('machine manager: restart policy', () => {
   test('on-failure (default) restarts a failing workload up to max_retries, then stays stopped', async () => {
     const s = spec({ meta: { hangar_fake_run_for: '20ms', hangar_fake_exit_code: '3' }, config: { restart: { max_retries: 2 } } });
     await harness.manager.create(s, true);
-    await eventually(() => exitsOf(s.id).length === 3, 5000, 'three exits');
-    await eventually(() => harness.manager.get(s.id).state === 'stopped');
+    await until('three exits', () => exitsOf(s.id).length === 3, 5000, 10);
+    await until('condition', () => harness.manager.get(s.id).state === 'stopped', 3000, 10);
     await new Promise((r) => setTimeout(r, 150));
     assert.deepEqual(harness.kinds(s.id), [
       'launch:created', 'start:started',
@@ -240,7 +241,7 @@ describe('machine manager: restart policy', () => {
   test('on-failure does not restart after exit code 0', async () => {
     const s = spec({ meta: { hangar_fake_run_for: '20ms' } });
     await harness.manager.create(s, true);
-    await eventually(() => exitsOf(s.id).length === 1);
+    await until('condition', () => exitsOf(s.id).length === 1, 3000, 10);
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(harness.manager.get(s.id).state, 'stopped');
     assert.deepEqual(harness.kinds(s.id), ['launch:created', 'start:started', 'exit:stopped']);
@@ -249,9 +250,9 @@ describe('machine manager: restart policy', () => {
   test('always restarts after a clean exit; a user stop cancels the pending restart', async () => {
     const s = spec({ meta: { hangar_fake_run_for: '30ms' }, config: { restart: { policy: 'always' } } });
     await harness.manager.create(s, true);
-    await eventually(() => harness.kinds(s.id).filter((k) => k === 'restart:started').length >= 2, 5000, 'two restarts');
+    await until('two restarts', () => harness.kinds(s.id).filter((k) => k === 'restart:started').length >= 2, 5000, 10);
     // Catch it between exit and restart (stopped), or while running: either way it ends stopped.
-    await eventually(() => harness.manager.get(s.id).state === 'stopped', 3000, 'an exit');
+    await until('an exit', () => harness.manager.get(s.id).state === 'stopped', 3000, 10);
     await harness.manager.stop(s.id);
     const count = harness.seen.length;
     await new Promise((r) => setTimeout(r, 200));
@@ -263,7 +264,7 @@ describe('machine manager: restart policy', () => {
   test('policy no stays stopped; oom is reported', async () => {
     const s = spec({ meta: { hangar_fake_run_for: '20ms', hangar_fake_oom: 'true' }, config: { restart: { policy: 'no' } } });
     await harness.manager.create(s, true);
-    const [exit] = await eventually(() => exitsOf(s.id).length === 1 && exitsOf(s.id));
+    const [exit] = await until('condition', () => exitsOf(s.id).length === 1 && exitsOf(s.id), 3000, 10);
     assert.equal((exit!.request!.exit_event as Record<string, unknown>).oom_killed, true);
     await new Promise((r) => setTimeout(r, 80));
     assert.equal(harness.manager.get(s.id).state, 'stopped');
@@ -272,7 +273,7 @@ describe('machine manager: restart policy', () => {
   test('auto_destroy destroys the machine after its workload exits', async () => {
     const s = spec({ meta: { hangar_fake_run_for: '20ms' }, config: { auto_destroy: true, restart: { policy: 'no' } } });
     await harness.manager.create(s, true);
-    await eventually(() => harness.manager.get(s.id).state === 'destroyed');
+    await until('condition', () => harness.manager.get(s.id).state === 'destroyed', 3000, 10);
     assert.deepEqual(harness.kinds(s.id), ['launch:created', 'start:started', 'exit:stopped', 'destroy:destroyed']);
     assert.equal(harness.seen.filter((e) => e.event?.type === 'destroy')[0]!.event!.source, 'flyd');
   });
@@ -282,7 +283,7 @@ describe('machine manager: restart policy', () => {
     await harness.manager.create(s, true);
     const result = await harness.manager.signal(s.id, SIGNALS.SIGKILL);
     assert.deepEqual(result.events, []);
-    const [exit] = await eventually(() => exitsOf(s.id).length === 1 && exitsOf(s.id));
+    const [exit] = await until('condition', () => exitsOf(s.id).length === 1 && exitsOf(s.id), 3000, 10);
     assert.equal((exit!.request!.exit_event as Record<string, unknown>).signal, SIGNALS.SIGKILL);
     assert.equal(harness.manager.get(s.id).state, 'stopped');
   });

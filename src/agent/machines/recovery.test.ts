@@ -9,7 +9,8 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import type { MachineState } from '../../core/machine-states.js';
 import { FakeDriver } from '../drivers/fake/fake-driver.js';
 import { AgentDb, type OpKind } from '../store/agent-db.js';
-import { eventKinds, eventually, spec, startTestAgent, tempDir, type TestAgent } from '../testing/agent-fixtures.js';
+import { eventKinds, spec, startTestAgent, tempDir, type TestAgent } from '../testing/agent-fixtures.js';
+import { until } from '../../testkit/waiting.js';
 import type { AgentMachineSpec } from '../../api-types/agent.js';
 
 let tmp: ReturnType<typeof tempDir>;
@@ -152,7 +153,7 @@ describe('recovery after an agent crash (host kept running)', () => {
     const a = await agentOn(driver, { initialMs: 60_000, maxMs: 60_000 });
     const s = spec({ meta: { hangar_fake_run_for: '20ms', hangar_fake_exit_code: '2' } });
     await a.agent.manager.create(s, true);
-    await eventually(() => a.agent.manager.get(s.id).state === 'stopped', 2000, 'the exit');
+    await until('the exit', () => a.agent.manager.get(s.id).state === 'stopped', 2000, 10);
     await stopAgent(a);
     assert.equal(pendingOps(), 1, 'the scheduled restart is durable');
     const b = await agentOn(driver);
@@ -185,7 +186,7 @@ describe('recovery after a host reboot (fresh driver)', () => {
     await stopAgent(a);
     const driver = new FakeDriver();
     const b = await agentOn(driver);
-    await eventually(() => b.agent.manager.get(s.id).state === 'started', 3000, 'the restart');
+    await until('the restart', () => b.agent.manager.get(s.id).state === 'started', 3000, 10);
     assert.equal((await driver.inspect(s.id)).state, 'running');
   });
 

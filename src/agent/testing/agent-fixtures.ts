@@ -77,20 +77,6 @@ export async function startTestAgent(options: { dataDir: string; driver?: Driver
   };
 }
 
-/**
- * Polls `check` until it returns a value (not undefined/false) or the time is up. testkit's `until`
- * does the same, but agent code may not import testkit (docs/architecture.md, import rules).
- */
-export async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 3000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 /** Compact "type:status" list of the user-visible events in a change list. */
 export function eventKinds(events: AgentEvent[]): string[] {
   return events.filter((e) => e.event).map((e) => `${e.event!.type}:${e.event!.status}`);

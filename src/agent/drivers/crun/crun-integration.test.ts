@@ -21,6 +21,10 @@ import { findRuntime, OciRuntime } from './runtime.js';
 import { until } from '../../../testkit/waiting.js';
 import { crunUnavailable, realProviders, tempDataDir } from './testing.js';
 
+/** Waits (3 s at most) until `dir`/rootfs is a mount point, or with `want` false, no longer one. */
+const mountedIn = (dir: string, want: boolean) =>
+  until(`${dir}/rootfs ${want ? 'to become' : 'to stop being'} a mount point`, async () => ((await mountOptionsOf(join(dir, 'rootfs'))) !== undefined) === want, 3000, 10);
+
 const unavailable = crunUnavailable();
 
 function httpGet(host: string, port: number, timeoutMs = 1000): Promise<{ status: number; body: string }> {
@@ -242,10 +246,6 @@ describe('crun driver on a real host', { skip: unavailable, timeout: 120_000 }, 
       return d;
     };
     const attached = (id: string) => existsSync(`/var/run/netns/hci-${id}`);
-    const until = async (what: () => boolean) => {
-      for (let i = 0; i < 400 && !what(); i++) await new Promise((r) => setTimeout(r, 5));
-      return what();
-    };
     const driver = budgeted();
     const a = track(baseSpec());
     const b = track(baseSpec());
@@ -256,7 +256,7 @@ describe('crun driver on a real host', { skip: unavailable, timeout: 120_000 }, 
     assert.equal(attached(a.id), true, 'one port: within the budget');
     const ipB = (await driver.create(b)).privateIp;
     await driver.start(b.id);
-    assert.equal(await until(() => !attached(a.id)), true, 'the stopped machine gave up its netns');
+    await until('the stopped machine to give up its netns', () => !attached(a.id), 2000, 5);
     assert.equal(attached(b.id), true, 'the running one keeps its network');
     assert.equal((await waitHttp(ipB)).status, 200);
     await driver.start(a.id);
@@ -266,7 +266,7 @@ describe('crun driver on a real host', { skip: unavailable, timeout: 120_000 }, 
 
     // Agent restart with A parked: A is no orphan (its address stays), B keeps running and answering.
     await driver.stop(a.id, { signal: SIGNALS.SIGKILL, timeoutMs: 1000 });
-    assert.equal(await until(() => !attached(a.id)), true);
+    await until('the stopped machine to give up its netns', () => !attached(a.id), 2000, 5);
     await driver.close();
     const second = budgeted();
     const statuses = await second.recover([a, b]);
@@ -301,18 +301,12 @@ describe('crun driver on a real host', { skip: unavailable, timeout: 120_000 }, 
     const b = withInit({ exec: ['sleep', '1000'] });
     const dirA = join(root, 'agent', 'machines', a.id);
     const dirB = join(root, 'agent', 'machines', b.id);
-    const warmIn = async (dir: string, want: boolean) => {
-      for (const deadline = Date.now() + 3000; ; await new Promise((r) => setTimeout(r, 10))) {
-        if (((await mountOptionsOf(join(dir, 'rootfs'))) !== undefined) === want) return;
-        if (Date.now() > deadline) assert.fail(`${dir}/rootfs ${want ? 'never became' : 'stayed'} a mount point`);
-      }
-    };
     await driver.create(a);
     await driver.create(b);
     await driver.start(a.id);
     await driver.exec(a.id, { command: ['touch', '/left-behind'], timeoutMs: 5000 });
     await driver.stop(a.id, { signal: SIGNALS.SIGTERM, timeoutMs: 2000 });
-    await warmIn(dirA, true);
+    await mountedIn(dirA, true);
     assert.deepEqual(driver.warmMachines(), [a.id]);
     assert.deepEqual(await readdir(join(dirA, 'upper')), [], 'the warm upper dir is fresh');
     // The start takes the warm overlay (out of the set) and runs on a never-used upper dir.
@@ -322,11 +316,11 @@ describe('crun driver on a real host', { skip: unavailable, timeout: 120_000 }, 
     assert.equal((await driver.exec(a.id, { command: ['ls', '/bin/busybox'], timeoutMs: 5000 })).exit_code, 0);
     await driver.start(b.id);
     await driver.stop(b.id, { signal: SIGNALS.SIGTERM, timeoutMs: 2000 });
-    await warmIn(dirB, true);
+    await mountedIn(dirB, true);
     // Over the limit of 1: the least recently stopped (b) is unmounted.
     await driver.stop(a.id, { signal: SIGNALS.SIGTERM, timeoutMs: 2000 });
-    await warmIn(dirA, true);
-    await warmIn(dirB, false);
+    await mountedIn(dirA, true);
+    await mountedIn(dirB, false);
     assert.deepEqual(driver.warmMachines(), [a.id]);
     assert.deepEqual(await mountsUnder(dirB), []);
     // Destroying a warm machine leaves nothing.
@@ -376,11 +370,6 @@ describe('crun driver on a real host', { skip: unavailable, timeout: 120_000 }, 
   });
 
   test('warm set: driver close unmounts warm overlays; recovery after a crash unmounts those of known machines and destroys unknown ones', async () => {
-    const waitMounted = async (dir: string, want: boolean) => {
-      for (const deadline = Date.now() + 3000; ((await mountOptionsOf(join(dir, 'rootfs'))) !== undefined) !== want; await new Promise((r) => setTimeout(r, 10))) {
-        if (Date.now() > deadline) assert.fail(`${dir}/rootfs ${want ? 'never became' : 'stayed'} a mount point`);
-      }
-    };
     const a = withInit({ exec: ['sleep', '1000'] });
     const b = withInit({ exec: ['sleep', '1000'] });
     const dirA = join(root, 'agent', 'machines', a.id);
@@ -390,7 +379,7 @@ describe('crun driver on a real host', { skip: unavailable, timeout: 120_000 }, 
       await first.create(spec);
       await first.start(spec.id);
       await first.stop(spec.id, { signal: SIGNALS.SIGTERM, timeoutMs: 2000 });
-      await waitMounted(join(root, 'agent', 'machines', spec.id), true);
+      await mountedIn(join(root, 'agent', 'machines', spec.id), true);
     }
     await first.close();
     assert.deepEqual(await mountsUnder(dirA), []);
@@ -403,13 +392,13 @@ describe('crun driver on a real host', { skip: unavailable, timeout: 120_000 }, 
       await crashed.start(spec.id);
       await crashed.stop(spec.id, { signal: SIGNALS.SIGTERM, timeoutMs: 2000 });
     }
-    await waitMounted(dirA, true);
-    await waitMounted(dirB, true);
+    await mountedIn(dirA, true);
+    await mountedIn(dirB, true);
     const next = newDriver();
     await next.recover([a]);
     assert.deepEqual(await mountsUnder(dirB), [], 'an unknown machine is destroyed with its warm overlay');
     assert.equal(existsSync(dirB), false);
-    await waitMounted(dirA, false);
+    await mountedIn(dirA, false);
     await next.start(a.id);
     assert.equal((await next.inspect(a.id)).state, 'running');
     await next.destroy(a.id);

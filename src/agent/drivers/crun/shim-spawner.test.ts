@@ -9,7 +9,7 @@ import { until } from '../../../testkit/waiting.js';
 import { processAlive, processRunning } from './procfs.js';
 import { requestLine, shellQuote, ShimSpawner, SpawnerUnavailable } from './shim-spawner.js';
 
-const BUSYBOX = '/bin/busybox';
+import { BUSYBOX } from '../../images/overlay.js';
 const noBusybox = existsSync(BUSYBOX) ? undefined : 'needs /bin/busybox (busybox-static)';
 
 /** Fields of /proc/PID/stat after the command name: [state, ppid, pgrp, session, ...]. */
